@@ -1,0 +1,45 @@
+# sed_uda: `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+DATA ?= data
+CORPUS := $(DATA)/synth_esd
+CACHE := $(DATA)/cache
+export WANDB_MODE ?= offline
+export WANDB_SILENT ?= true
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test lint format clean
+
+help: ## Show this help
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q $(TORCH_PINS)
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv (python3.11), install pinned torch, then sed_uda[dev]; quick when nothing changed
+
+demo: install ## The whole study on the bundled corpus: synth -> prepare -> train the 1D-CNN rows -> table
+	$(BIN)/sed-uda demo --data $(DATA)
+
+test: install ## Run the test suite (tiny corpus, W&B disabled)
+	WANDB_MODE=disabled $(BIN)/python -m pytest -q
+
+lint: install ## ruff check + format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install ## Apply ruff fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean: ## Remove caches, runs and generated data (keeps .venv)
+	rm -rf $(DATA) runs wandb lightning_logs .pytest_cache .ruff_cache reports/demo_results.md
+	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +

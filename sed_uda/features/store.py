@@ -1,0 +1,98 @@
+"""The on-disk feature cache format and its in-memory view.
+
+A complete cache directory holds:
+  manifest.csv   one row per usable utterance, in cache order (column `n_frames` added)
+  features.npy   all frames of all utterances stacked: (total_frames, channels) float16
+  offsets.npy    (n_utterances + 1,) int64; utterance i is features[offsets[i]:offsets[i+1]]
+  meta.json      feature config, corpus fingerprint, counts; written last, so a cache
+                 without it is incomplete and never loads
+Variable-length utterances are stored back to back, so no frame is padding.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sed_uda.corpus.layout import EMOTIONS
+from sed_uda.features.config import FeatureConfig
+
+MANIFEST = "manifest.csv"
+FEATURES = "features.npy"
+OFFSETS = "offsets.npy"
+META = "meta.json"
+SKIPPED = "skipped.csv"
+CACHE_FORMAT = 1
+
+
+class CacheError(RuntimeError):
+    """A feature cache is missing, incomplete or inconsistent; the message says what to run."""
+
+
+@dataclass
+class FeatureCache:
+    """Features of every utterance of a corpus, held in memory."""
+
+    manifest: pd.DataFrame
+    features: np.ndarray
+    offsets: np.ndarray
+    config: FeatureConfig
+    meta: dict
+
+    def __len__(self) -> int:
+        return len(self.manifest)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Frames per utterance."""
+        return np.diff(self.offsets)
+
+    def select(self, language: str | None = None, split: str | None = None) -> np.ndarray:
+        """Row indices of the utterances of a language and/or split."""
+        keep = np.ones(len(self.manifest), dtype=bool)
+        if language is not None:
+            keep &= (self.manifest["language"] == language).to_numpy()
+        if split is not None:
+            keep &= (self.manifest["split"] == split).to_numpy()
+        return np.flatnonzero(keep)
+
+    def labels(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """Emotion label indices (positions in EMOTIONS) of the given rows."""
+        emotions = self.manifest["emotion"] if rows is None else self.manifest["emotion"].iloc[rows]
+        return emotions.map({e: i for i, e in enumerate(EMOTIONS)}).to_numpy(dtype=np.int64)
+
+    def utterance(self, row: int) -> np.ndarray:
+        """The (frames, channels) features of one utterance."""
+        return self.features[self.offsets[row] : self.offsets[row + 1]]
+
+
+def read_meta(cache_dir: str | Path) -> dict:
+    """The meta.json of a complete cache; CacheError if there is none."""
+    path = Path(cache_dir) / META
+    if not path.is_file():
+        raise CacheError(
+            f"{Path(cache_dir)} is not a complete feature cache (no {META}). "
+            "Build it with: sed-uda prepare --root CORPUS_DIR --cache "
+            f"{Path(cache_dir)}"
+        )
+    return json.loads(path.read_text())
+
+
+def load_cache(cache_dir: str | Path, mmap: bool = False) -> FeatureCache:
+    """Load a complete cache into memory (or memory-map the frames with `mmap=True`)."""
+    cache_dir = Path(cache_dir)
+    meta = read_meta(cache_dir)
+    manifest = pd.read_csv(cache_dir / MANIFEST, dtype={"speaker": str, "utterance_id": str}, keep_default_na=False)
+    features = np.load(cache_dir / FEATURES, mmap_mode="r" if mmap else None)
+    offsets = np.load(cache_dir / OFFSETS)
+    if len(offsets) != len(manifest) + 1 or offsets[-1] != len(features):
+        raise CacheError(
+            f"{cache_dir}: manifest, offsets and features disagree "
+            f"({len(manifest)} rows, {len(offsets)} offsets, {len(features)} frames). "
+            "Delete the folder and run sed-uda prepare again."
+        )
+    return FeatureCache(manifest, features, offsets, FeatureConfig.from_dict(meta["feature_config"]), meta)
