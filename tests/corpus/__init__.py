@@ -1,0 +1,1 @@
+"""Tests of sed_uda.corpus and the ESD-tree builder they share."""
