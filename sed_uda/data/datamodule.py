@@ -1,0 +1,289 @@
+"""CrossLingualDataModule: paired source-labelled / target-unlabelled batches from a feature cache.
+
+The selected feature channels of every utterance are held, normalised, in one contiguous float16
+tensor (half the memory of float32, which matters for the full ESD cache held once per DDP rank;
+frames were stored as float16 anyway) and every batch is cast to float32 as it is gathered.
+Batch keys and the order of the evaluation loaders follow `sed_uda.data.keys`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from lightning.pytorch import LightningDataModule
+from lightning.pytorch.utilities import CombinedLoader
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from sed_uda.corpus.layout import EMOTIONS, LANGUAGES, SPLITS
+from sed_uda.data.crops import EvalBatches, LabelledRandomCrops, RandomCrops
+from sed_uda.data.keys import LABELLED, METHODS, UNLABELLED, direction_name
+from sed_uda.data.normalization import ChannelStats, standardise
+from sed_uda.features.config import FEATURE_NAMES, FeatureConfig
+from sed_uda.features.store import CacheError, load_cache, read_meta
+
+NORMALIZATIONS: tuple[str, ...] = ("global", "speaker", "none")
+
+STAGE_SPLITS: dict[str | None, tuple[str, ...]] = {
+    "fit": ("train", "val"),
+    "validate": ("train", "val"),
+    "test": ("test",),
+    "predict": (),
+    None: SPLITS,
+}
+"""Splits each stage reads for both languages (validation also scores on target train, unlabelled)."""
+
+
+class CrossLingualDataModule(LightningDataModule):
+    """Source-labelled and target-unlabelled training batches plus evaluation loaders for one direction.
+
+    Training yields `{"labelled": {"x", "lengths", "y"}, "unlabelled": {"x", "lengths"}}` with random
+    `crop_frames` crops: labelled = source train (dann, source_only) or target train (target_supervised,
+    the supervised upper bound); unlabelled = target train, for dann only, served by a dataset that never
+    receives labels. Evaluation uses whole utterances (centre crop beyond `max_eval_frames`).
+    """
+
+    def __init__(
+        self,
+        cache_dir: str = "data/cache",
+        source: Literal["en", "zh"] = "en",
+        target: Literal["en", "zh"] = "zh",
+        method: Literal["dann", "source_only", "target_supervised"] = "dann",
+        features: Sequence[str] = FEATURE_NAMES,
+        crop_frames: int = 128,
+        max_eval_frames: int = 1024,
+        normalization: Literal["global", "speaker", "none"] = "global",
+        batch_size: int = 64,
+        eval_batch_size: int = 128,
+        steps_per_epoch: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        """
+        Args:
+            cache_dir: Feature cache written by `sed-uda prepare`.
+            source: Language whose labels train the classifier.
+            target: Language adapted to; its labels are used only for evaluation (and for training by
+                `target_supervised`).
+            method: Training method of the model (the CLI links it from model.method).
+            features: Feature blocks to feed the model, any subset of zcr, mfcc, mel, contrast; channels
+                keep the cache's stacking order whatever order they are named in.
+            crop_frames: Frames of each random training crop (shorter utterances are zero-padded).
+            max_eval_frames: Longest evaluation input; longer utterances are centre-cropped.
+            normalization: "global": per-channel mean/std of the source train frames, in every method
+                (target_supervised too, so all methods see identical inputs); "speaker": each speaker
+                standardised by the mean/std of their own frames (all splits; uses no labels); "none".
+            batch_size: Utterances per training batch, per side.
+            eval_batch_size: Utterances per evaluation batch.
+            steps_per_epoch: Training batches per epoch; default ceil(labelled train / batch_size).
+            seed: Seed of the training streams (each distributed rank draws its own stream).
+        """
+        super().__init__()
+        _check_choice("source", source, LANGUAGES)
+        _check_choice("target", target, LANGUAGES)
+        _check_choice("method", method, METHODS)
+        _check_choice("normalization", normalization, NORMALIZATIONS)
+        if source == target:
+            raise ValueError(f"source and target are both {source!r}; choose two different languages")
+        for name, value in [
+            ("crop_frames", crop_frames),
+            ("max_eval_frames", max_eval_frames),
+            ("batch_size", batch_size),
+            ("eval_batch_size", eval_batch_size),
+            ("steps_per_epoch", 1 if steps_per_epoch is None else steps_per_epoch),
+        ]:
+            if value < 1:
+                raise ValueError(f"{name} must be a positive number, got {value}")
+        self.save_hyperparameters()
+        self.cache_dir = Path(cache_dir)
+        self.source, self.target, self.method = source, target, method
+        self.features = _check_features(features)
+        self.crop_frames, self.max_eval_frames = crop_frames, max_eval_frames
+        self.normalization = normalization
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.steps_per_epoch, self.seed = steps_per_epoch, seed
+        self.config = _feature_config(self.cache_dir)
+        self.frames: Tensor | None = None
+        self.offsets: Tensor | None = None
+        self.manifest: pd.DataFrame | None = None
+        self.normalization_stats: ChannelStats | None = None
+
+    @property
+    def num_channels(self) -> int:
+        """Input channels of the model: the channels of the selected feature blocks."""
+        widths = self.config.channels()
+        return sum(widths[name] for name in self.features)
+
+    @property
+    def direction(self) -> str:
+        """The adaptation direction, e.g. `en2zh`."""
+        return direction_name(self.source, self.target)
+
+    @property
+    def labelled_language(self) -> str:
+        """The language whose train labels the model learns from."""
+        return self.target if self.method == "target_supervised" else self.source
+
+    @property
+    def train_steps(self) -> int:
+        """Training batches per epoch (needs `setup`)."""
+        return self.steps_per_epoch or math.ceil(
+            len(self.rows(self.labelled_language, "train")) / self.batch_size
+        )
+
+    def setup(self, stage: str | None = None) -> None:
+        """Load the cache once, keep the selected channels normalised, and check the stage's splits exist."""
+        if self.frames is None:
+            self._load()
+        for split in STAGE_SPLITS.get(stage, SPLITS):
+            for language in (self.source, self.target):
+                self.rows(language, split)
+
+    def rows(self, language: str, split: str) -> np.ndarray:
+        """Manifest rows of a language and split (needs `setup`); a clear error when there are none."""
+        manifest = self._loaded_manifest()
+        keep = ((manifest["language"] == language) & (manifest["split"] == split)).to_numpy()
+        if not keep.any():
+            counts = manifest.groupby(["language", "split"]).size()
+            found = ", ".join(f"{lang}/{spl}: {n}" for (lang, spl), n in counts.items()) or "no rows"
+            raise CacheError(
+                f"no {split} utterances for language {language} in {self.cache_dir} (it holds {found}). "
+                "Rebuild the cache from a corpus with both languages and all splits, "
+                "or choose other --data.source/--data.target."
+            )
+        return np.flatnonzero(keep)
+
+    def train_dataloader(self) -> CombinedLoader:
+        """`train_steps` paired batches {"labelled": ..., "unlabelled": ...} ("unlabelled" for dann only)."""
+        frames, offsets = self._tensors()
+        rows = self.rows(self.labelled_language, "train")
+        crops = {
+            "crop_frames": self.crop_frames,
+            "batch_size": self.batch_size,
+            "steps": self.train_steps,
+            "seed": self.seed,
+        }
+        labels = self._labels(rows)
+        labelled = LabelledRandomCrops(frames, offsets, torch.from_numpy(rows), labels, **crops, stream=0)
+        loaders = {LABELLED: _loader(labelled)}
+        if self.method == "dann":
+            target_rows = torch.from_numpy(self.rows(self.target, "train"))
+            loaders[UNLABELLED] = _loader(RandomCrops(frames, offsets, target_rows, **crops, stream=1))
+        # Both sides cycle inside their own stream and yield exactly `train_steps` batches, so
+        # "min_size" ends the epoch at train_steps. "max_size_cycle" would add nothing but risk: it
+        # restarts an exhausted side's iterator mid-epoch and stretches the epoch to the longer side.
+        return CombinedLoader(loaders, mode="min_size")
+
+    def val_dataloader(self) -> list[DataLoader]:
+        """In `keys.VAL_LOADERS` order: source val, target val (labels for scoring only) and target
+        train without labels."""
+        return [
+            self._eval_loader(self.source, "val"),
+            self._eval_loader(self.target, "val"),
+            self._eval_loader(self.target, "train", labelled=False),
+        ]
+
+    def test_dataloader(self) -> list[DataLoader]:
+        """In `keys.TEST_LOADERS` order: source test, target test."""
+        return [self._eval_loader(self.source, "test"), self._eval_loader(self.target, "test")]
+
+    def predict_dataloader(self) -> DataLoader:
+        """Every utterance of both languages as {"x", "lengths", "row"}; `row` indexes `self.manifest`."""
+        frames, offsets = self._tensors()
+        rows = torch.arange(len(self._loaded_manifest()))
+        return _loader(
+            EvalBatches(frames, offsets, rows, self.max_eval_frames, self.eval_batch_size, with_rows=True)
+        )
+
+    def _eval_loader(self, language: str, split: str, labelled: bool = True) -> DataLoader:
+        frames, offsets = self._tensors()
+        rows = self.rows(language, split)
+        labels = self._labels(rows) if labelled else None
+        batches = EvalBatches(
+            frames, offsets, torch.from_numpy(rows), self.max_eval_frames, self.eval_batch_size, labels=labels
+        )
+        return _loader(batches)
+
+    def _load(self) -> None:
+        cache = load_cache(self.cache_dir, mmap=True)
+        if cache.features.shape[1] != cache.config.n_channels:
+            raise CacheError(
+                f"{self.cache_dir}: features have {cache.features.shape[1]} channels but its feature config "
+                f"describes {cache.config.n_channels}. Delete the folder and run sed-uda prepare again."
+            )
+        slices = cache.config.slices()
+        channels = np.concatenate(
+            [np.arange(cache.config.n_channels)[slices[name]] for name in self.features]
+        )
+        frames = np.asarray(cache.features[:, channels], dtype=np.float16)
+        self.manifest = cache.manifest
+        if self.normalization != "none":
+            groups, members = self._normalization_groups()
+            self.normalization_stats = standardise(frames, cache.offsets, groups, members)
+        self.frames = torch.from_numpy(frames)
+        self.offsets = torch.from_numpy(cache.offsets.astype(np.int64))
+
+    def _normalization_groups(self) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Group of every utterance and the utterances each group's statistics come from."""
+        if self.normalization == "global":
+            return np.zeros(len(self.manifest), dtype=np.int64), [self.rows(self.source, "train")]
+        speakers, names = pd.factorize(self.manifest["speaker"])
+        return speakers, [np.flatnonzero(speakers == group) for group in range(len(names))]
+
+    def _labels(self, rows: np.ndarray) -> Tensor:
+        return torch.from_numpy(_labels_of(self._loaded_manifest(), rows, self.cache_dir))
+
+    def _loaded_manifest(self) -> pd.DataFrame:
+        if self.manifest is None:
+            raise RuntimeError("CrossLingualDataModule.setup() must run before its loaders are used")
+        return self.manifest
+
+    def _tensors(self) -> tuple[Tensor, Tensor]:
+        self._loaded_manifest()
+        return self.frames, self.offsets
+
+
+def _labels_of(manifest: pd.DataFrame, rows: np.ndarray, cache_dir: Path) -> np.ndarray:
+    """Emotion indices of the rows; a clear error for an emotion outside EMOTIONS."""
+    emotions = manifest["emotion"].iloc[rows]
+    unknown = sorted(set(emotions) - set(EMOTIONS))
+    if unknown:
+        raise CacheError(f"{cache_dir}: manifest has emotions {unknown} outside {list(EMOTIONS)}")
+    return emotions.map({e: i for i, e in enumerate(EMOTIONS)}).to_numpy(dtype=np.int64, copy=True)
+
+
+def _loader(dataset: Dataset) -> DataLoader:
+    """Batches are built in-process from memory by the dataset itself."""
+    return DataLoader(dataset, batch_size=None, shuffle=False, num_workers=0)
+
+
+def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+
+
+def _check_features(features: Sequence[str]) -> tuple[str, ...]:
+    """The selected feature blocks in stacking order; a clear error for unknown, repeated or no names."""
+    names = [features] if isinstance(features, str) else list(features)
+    unknown = [name for name in names if name not in FEATURE_NAMES]
+    if unknown or not names or len(set(names)) != len(names):
+        raise ValueError(
+            f"features must be distinct names among {list(FEATURE_NAMES)}, got {names}"
+            + (f" (unknown: {unknown})" if unknown else "")
+        )
+    return tuple(name for name in FEATURE_NAMES if name in names)
+
+
+def _feature_config(cache_dir: Path) -> FeatureConfig:
+    meta = read_meta(cache_dir)
+    if "feature_config" not in meta:
+        raise CacheError(
+            f"{cache_dir / 'meta.json'} has no feature_config. "
+            "Delete the folder and run sed-uda prepare again."
+        )
+    return FeatureConfig.from_dict(meta["feature_config"])
