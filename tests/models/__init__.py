@@ -1,0 +1,1 @@
+"""Tests of sed_uda.models."""

@@ -1,0 +1,105 @@
+"""Encoders: shapes, padding invariance, ResNet-50 weight loading and its errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+
+from sed_uda.models.components.encoders import CNN1dEncoder, ResNet50Encoder, build_encoder
+
+torch.set_num_threads(1)
+
+
+def _padded_batch(channels: int, lengths: list[int], seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random features zero-padded past each row's length, as the data module delivers them."""
+    x = torch.randn(len(lengths), channels, max(lengths), generator=torch.Generator().manual_seed(seed))
+    for row, length in enumerate(lengths):
+        x[row, :, length:] = 0
+    return x, torch.tensor(lengths)
+
+
+@pytest.mark.parametrize(("depth", "embedding_dim"), [(1, 8), (4, 32)])
+def test_cnn1d_shapes(depth: int, embedding_dim: int) -> None:
+    encoder = build_encoder("cnn1d", 12, width=16, depth=depth, embedding_dim=embedding_dim)
+    x, lengths = _padded_batch(12, [30, 7, 1])
+    out = encoder(x, lengths)
+    assert out.shape == (3, embedding_dim) == (3, encoder.out_dim)
+    assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", ["cnn1d", "resnet50"])
+def test_padding_never_changes_a_rows_embedding(name: str) -> None:
+    torch.manual_seed(0)
+    encoder = build_encoder(name, 16).eval()
+    lengths = [70, 41, 9]
+    x, lengths_tensor = _padded_batch(16, lengths)
+    with torch.no_grad():
+        batched = encoder(x, lengths_tensor)
+        for row, length in enumerate(lengths):
+            alone = encoder(x[row : row + 1, :, :length], lengths_tensor[row : row + 1])
+            assert torch.allclose(alone[0], batched[row], rtol=1e-4, atol=1e-5)
+
+
+def test_resnet50_runs_on_a_tiny_cpu_input_and_trains() -> None:
+    encoder = ResNet50Encoder()
+    x, lengths = _padded_batch(16, [32, 20])
+    out = encoder(x, lengths)
+    assert out.shape == (2, 2048) and encoder.out_dim == 2048
+    out.sum().backward()
+    assert encoder.conv1.weight.grad is not None and encoder.conv1.weight.grad.abs().sum() > 0
+
+
+def test_resnet50_loads_a_file_saved_from_the_encoder(tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    saved = ResNet50Encoder().eval()
+    path = tmp_path / "encoder.pt"
+    torch.save(saved.state_dict(), path)
+    loaded = ResNet50Encoder(weights_path=str(path)).eval()
+    fresh = ResNet50Encoder().eval()
+    x, lengths = _padded_batch(16, [32, 25])
+    with torch.no_grad():
+        assert torch.equal(loaded(x, lengths), saved(x, lengths))
+        assert not torch.allclose(fresh(x, lengths), saved(x, lengths))
+
+
+def test_resnet50_loads_an_imagenet_state_dict(tmp_path: Path) -> None:
+    imagenet = torchvision.models.resnet50(weights=None).state_dict()
+    path = tmp_path / "resnet50_imagenet.pth"
+    torch.save(imagenet, path)
+    encoder = ResNet50Encoder(weights_path=str(path))
+    assert torch.equal(encoder.conv1.weight, imagenet["conv1.weight"].mean(dim=1, keepdim=True))
+    assert torch.equal(encoder.layer4[2].conv3.weight, imagenet["layer4.2.conv3.weight"])
+    assert not any(name.startswith("fc.") for name in encoder.state_dict())
+
+
+def test_resnet50_bad_weight_files_fail_clearly(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.pt"
+    with pytest.raises(FileNotFoundError, match="missing.pt"):
+        ResNet50Encoder(weights_path=str(missing))
+
+    garbage = tmp_path / "notes.txt"
+    garbage.write_text("not a checkpoint")
+    with pytest.raises(ValueError, match="cannot read ResNet-50 weights from .*notes.txt"):
+        ResNet50Encoder(weights_path=str(garbage))
+
+    other = tmp_path / "cnn1d.pt"
+    torch.save(CNN1dEncoder(16).state_dict(), other)
+    with pytest.raises(ValueError, match="cnn1d.pt is not a ResNet-50 state dict"):
+        ResNet50Encoder(weights_path=str(other))
+
+    state = ResNet50Encoder().state_dict()
+    state["layer1.0.conv1.weight"] = torch.zeros(3, 3, 1, 1)
+    wrong_shape = tmp_path / "wrong_shape.pt"
+    torch.save(state, wrong_shape)
+    with pytest.raises(ValueError, match="wrong_shape.pt has tensors of the wrong shape"):
+        ResNet50Encoder(weights_path=str(wrong_shape))
+
+
+def test_build_encoder_rejects_unknown_names_and_even_kernels() -> None:
+    with pytest.raises(ValueError, match="unknown encoder 'lstm'.*cnn1d, resnet50"):
+        build_encoder("lstm", 16)
+    with pytest.raises(ValueError, match="kernel_size must be odd"):
+        CNN1dEncoder(16, kernel_size=4)
