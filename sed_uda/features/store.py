@@ -1,11 +1,13 @@
 """The on-disk feature cache format and its in-memory view.
 
 A complete cache directory holds:
-  manifest.csv   one row per usable utterance, in cache order (column `n_frames` added)
+  manifest.csv   one row per usable utterance, in cache order (corpus columns plus duration_s,
+                 n_frames and file_hash, the xxh3-64 of the wav that tells a changed file)
   features.npy   all frames of all utterances stacked: (total_frames, channels) float16
   offsets.npy    (n_utterances + 1,) int64; utterance i is features[offsets[i]:offsets[i+1]]
   meta.json      feature config, corpus fingerprint, counts; written last, so a cache
                  without it is incomplete and never loads
+  skipped.csv    only with `prepare --skip-bad`: path, reason and file_hash of each unusable wav
 Variable-length utterances are stored back to back, so no frame is padding.
 """
 
@@ -27,6 +29,9 @@ OFFSETS = "offsets.npy"
 META = "meta.json"
 SKIPPED = "skipped.csv"
 CACHE_FORMAT = 1
+
+_TEXT_COLUMNS = {name: str for name in ("utterance_id", "path", "speaker", "text", "file_hash")}
+"""Manifest columns read as text, so ids like 0011, digit-only transcripts and hashes stay intact."""
 
 
 class CacheError(RuntimeError):
@@ -86,7 +91,7 @@ def load_cache(cache_dir: str | Path, mmap: bool = False) -> FeatureCache:
     """Load a complete cache into memory (or memory-map the frames with `mmap=True`)."""
     cache_dir = Path(cache_dir)
     meta = read_meta(cache_dir)
-    manifest = pd.read_csv(cache_dir / MANIFEST, dtype={"speaker": str, "utterance_id": str}, keep_default_na=False)
+    manifest = pd.read_csv(cache_dir / MANIFEST, dtype=_TEXT_COLUMNS, keep_default_na=False)
     features = np.load(cache_dir / FEATURES, mmap_mode="r" if mmap else None)
     offsets = np.load(cache_dir / OFFSETS)
     if len(offsets) != len(manifest) + 1 or offsets[-1] != len(features):
