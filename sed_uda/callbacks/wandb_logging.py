@@ -1,0 +1,63 @@
+"""Weights & Biases integration: offline by default, confusion matrices as W&B tables and CSV files."""
+
+from __future__ import annotations
+
+import netrc
+import os
+from pathlib import Path
+
+import lightning.pytorch as pl
+import pandas as pd
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import WandbLogger
+
+from sed_uda.corpus.layout import EMOTIONS
+
+
+def default_wandb_mode() -> str:
+    """Set WANDB_MODE to `offline` unless the user chose a mode or configured an API key.
+
+    W&B must never block a run or ask for an account; a user who logged in keeps online logging.
+    """
+    if "WANDB_MODE" not in os.environ and not _has_wandb_credentials():
+        os.environ["WANDB_MODE"] = "offline"
+    return os.environ.get("WANDB_MODE", "online")
+
+
+def _has_wandb_credentials() -> bool:
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        return netrc.netrc().authenticators("api.wandb.ai") is not None
+    except (FileNotFoundError, netrc.NetrcParseError):
+        return False
+
+
+class ConfusionMatrixLogger(Callback):
+    """After testing, send each domain's confusion matrix to W&B and write it as CSV beside the run."""
+
+    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        direction = pl_module.hparams.direction
+        for key, matrix in getattr(pl_module, "confusion", {}).items():
+            if not key.startswith("test/"):
+                continue
+            frame = pd.DataFrame(matrix.cpu().numpy(), index=list(EMOTIONS), columns=list(EMOTIONS))
+            frame.index.name = "actual \\ predicted"
+            name = f"{direction}/{key}_confusion"
+            if trainer.log_dir is not None and trainer.is_global_zero:
+                path = Path(trainer.log_dir) / f"{name.replace('/', '_')}.csv"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                frame.to_csv(path)
+            for logger in trainer.loggers:
+                if isinstance(logger, WandbLogger):
+                    _log_wandb_confusion(logger, name, frame)
+
+
+def _log_wandb_confusion(logger: WandbLogger, name: str, frame: pd.DataFrame) -> None:
+    import wandb
+
+    rows = [[actual, predicted, int(frame.loc[actual, predicted])] for actual in EMOTIONS for predicted in EMOTIONS]
+    table = wandb.Table(columns=["Actual", "Predicted", "nPredictions"], data=rows)
+    fields = {"Actual": "Actual", "Predicted": "Predicted", "nPredictions": "nPredictions"}
+    plot = wandb.plot_table("wandb/confusion_matrix/v1", table, fields, {"title": name})
+    logger.experiment.log({name: plot})

@@ -1,0 +1,123 @@
+"""The toolkit's non-training commands; `sed-uda <name> --help` is built from these signatures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sed_uda.experiments.grid import Cell
+
+
+def synth(
+    out: Path = Path("data/synth_esd"),
+    speakers_per_language: int = 10,
+    utterances_per_emotion: int = 40,
+    seed: int = 0,
+    workers: int = 2,
+) -> None:
+    """Generate the bundled bilingual emotional speech corpus (eSpeak NG) in ESD's layout.
+
+    Args:
+        out: Corpus folder to write (ESD layout: <spk>/<Emotion>/<split>/<spk>_<id>.wav).
+        speakers_per_language: Speakers per language (ESD has 10).
+        utterances_per_emotion: Utterances per speaker and emotion (ESD has 350).
+        seed: Random seed; the same seed gives byte-identical files.
+        workers: Parallel processes.
+    """
+    from sed_uda.corpus.synth import synthesize_corpus
+
+    synthesize_corpus(out, speakers_per_language, utterances_per_emotion, seed=seed, workers=workers)
+
+
+def prepare(
+    root: Path = Path("data/synth_esd"),
+    cache: Path = Path("data/cache"),
+    workers: int = 2,
+    skip_bad: bool = False,
+) -> None:
+    """Validate a corpus in ESD's layout (bundled or the real ESD) and build its feature cache.
+
+    Args:
+        root: Corpus root: <root>/<spk>/<Emotion>/[train|evaluation|test/]<spk>_<id>.wav.
+        cache: Feature cache folder (manifest.csv, features.npy, offsets.npy, meta.json).
+        workers: Parallel extraction processes.
+        skip_bad: Leave unusable audio files out (listed in <cache>/skipped.csv) instead of stopping.
+    """
+    from sed_uda.features.cache import prepare_cache
+
+    prepare_cache(root, cache, workers=workers, skip_bad=skip_bad)
+
+
+def probe(cache: Path = Path("data/cache")) -> None:
+    """In-language vs cross-language accuracy of a pooled-feature logistic regression.
+
+    Shows how large the language shift of a corpus is before any deep model is trained.
+
+    Args:
+        cache: Feature cache built by `sed-uda prepare`.
+    """
+    from sed_uda.experiments.probe import format_probe
+    from sed_uda.experiments.probe import probe as run_probe
+
+    print(format_probe(run_probe(cache)))
+
+
+def grid(
+    name: str = "poster",
+    runs_dir: Path = Path("runs/poster"),
+    experiments_dir: Path = Path("configs/experiment"),
+    cells: list[Cell] | None = None,
+    directions: list[str] | None = None,
+    seeds: list[int] | None = None,
+    overrides: list[str] | None = None,
+) -> None:
+    """Run every cell of an experiment grid (fit + test per selection rule); finished cells are skipped.
+
+    Usually given as `sed-uda grid --config configs/grid/poster.yaml`.
+
+    Args:
+        name: Grid name (for progress and records).
+        runs_dir: Where each run writes <method>_<encoder>_<direction>/seed<k>/.
+        experiments_dir: Folder of experiment configs named <method>_<encoder>_<direction>.yaml.
+        cells: Method and encoder of each row of the table.
+        directions: Adaptation directions, e.g. [en2zh, zh2en].
+        seeds: Seeds per cell.
+        overrides: Extra LightningCLI arguments for every run, e.g. ["--trainer.max_epochs=5"].
+    """
+    from sed_uda.experiments.grid import GridSpec, run_grid
+
+    spec = GridSpec(name, runs_dir, experiments_dir, cells, directions, seeds, overrides)
+    run_grid(spec)
+
+
+def table(runs: Path = Path("runs/poster"), out: Path = Path("reports/results.md"), rule: str = "source_acc") -> None:
+    """Collect the run records under `runs` into the poster-shaped table (mean +- std over seeds).
+
+    Writes Markdown to `out` and a CSV of every number beside it.
+
+    Args:
+        runs: Folder holding the grid's runs (searched recursively for record.json).
+        out: Markdown file to write; the CSV goes to the same name with .csv.
+        rule: Model-selection rule of the main table (source_acc, target_im, target_entropy, target_oracle).
+    """
+    from sed_uda.experiments.table import write_tables
+
+    print(write_tables(runs, out, rule=rule))
+
+
+def demo(
+    data: Path = Path("data"),
+    grid_config: Path = Path("configs/grid/demo.yaml"),
+    out: Path = Path("reports/demo_results.md"),
+    workers: int = 2,
+) -> None:
+    """The whole study on the bundled corpus: synth -> prepare -> grid of the 1D-CNN rows -> table.
+
+    Args:
+        data: Data folder (corpus in <data>/synth_esd, cache in <data>/cache).
+        grid_config: Grid to run (the CPU-feasible demo grid by default).
+        out: Results table to write.
+        workers: Parallel processes for synth and prepare.
+    """
+    from sed_uda.experiments.demo import run_demo
+
+    run_demo(data, grid_config, out, workers=workers)

@@ -1,0 +1,93 @@
+"""One experiment run: LightningCLI fit, then test the checkpoint each selection rule picks.
+
+The run's record (`record.json`, written atomically last) is what tables are built from; a run
+directory without it is unfinished and is redone by the grid.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from lightning.pytorch.loggers import WandbLogger
+
+from sed_uda.callbacks.checkpoint import SelectionCheckpoint
+from sed_uda.experiments.selection import RULES
+
+RECORD = "record.json"
+
+
+def read_record(run_dir: Path) -> dict | None:
+    """The record of a finished run, or None."""
+    path = Path(run_dir) / RECORD
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def run_experiment(configs: Sequence[Path], run_dir: Path, overrides: Sequence[str] = ()) -> dict:
+    """Fit from LightningCLI config files (+ overrides), test under every selection rule, write the record."""
+    from sed_uda.cli import training_cli
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    args = [f"--config={c}" for c in configs] + [f"--trainer.default_root_dir={run_dir}", *overrides]
+    cli = training_cli(args, run=False)
+    trainer, model, data = cli.trainer, cli.model, cli.datamodule
+    primary = next(cb for cb in trainer.callbacks if isinstance(cb, SelectionCheckpoint))
+    checkpoints = {
+        name: SelectionCheckpoint(rule=name, dirpath=primary.dirpath, save_last=False)
+        for name in RULES
+        if name != primary.rule.name
+    }
+    checkpoints[primary.rule.name] = primary  # tested last, so the run's final logs are the primary rule's
+    trainer.callbacks.extend(cb for cb in checkpoints.values() if cb is not primary)
+
+    started = time.perf_counter()
+    trainer.fit(model, datamodule=data)
+    fit_seconds = time.perf_counter() - started
+
+    selection = {}
+    for name, checkpoint in checkpoints.items():
+        results = trainer.test(model, datamodule=data, ckpt_path=checkpoint.best_model_path, verbose=False)
+        selection[name] = {
+            "checkpoint": checkpoint.best_model_path,
+            "val_score": _float(checkpoint.best_model_score),
+            "uses_target_labels": RULES[name].uses_target_labels,
+            "test": {k: float(v) for result in results for k, v in result.items()},
+        }
+    _finish_wandb(trainer)
+
+    hp = model.hparams
+    record = {
+        "method": hp.method,
+        "encoder": hp.encoder,
+        "direction": hp.direction,
+        "seed": cli.config.get("seed_everything"),
+        "configs": [str(c) for c in configs],
+        "overrides": list(overrides),
+        "epochs": trainer.current_epoch,
+        "steps": trainer.global_step,
+        "fit_seconds": fit_seconds,
+        "primary_rule": primary.rule.name,
+        "selection": selection,
+    }
+    _write_json_atomic(run_dir / RECORD, record)
+    return record
+
+
+def _float(value: object) -> float | None:
+    return None if value is None else float(value)
+
+
+def _finish_wandb(trainer) -> None:  # noqa: ANN001 - lightning Trainer
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger) and logger._experiment is not None:
+            logger.experiment.finish()
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
