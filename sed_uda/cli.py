@@ -8,12 +8,13 @@ and docstrings; options may be spelled with dashes or underscores.
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 
 from lightning.pytorch.cli import LightningCLI
 
 from sed_uda.callbacks.checkpoint import SelectionCheckpoint
-from sed_uda.callbacks.wandb_logging import default_wandb_mode
+from sed_uda.callbacks.wandb_logging import default_wandb_mode, finish_wandb_runs
 from sed_uda.commands import demo, grid, prepare, probe, synth, table
 from sed_uda.data.datamodule import CrossLingualDataModule
 from sed_uda.models.uda import UDAModule
@@ -49,10 +50,17 @@ class SedUdaCLI(LightningCLI):
         if config.selection.dirpath is None:
             config.selection.dirpath = f"{trainer.default_root_dir}/checkpoints"
 
+    def after_fit(self) -> None:
+        finish_wandb_runs(self.trainer)
+
+    after_validate = after_test = after_predict = after_fit
+
 
 def training_cli(args: Sequence[str] | None = None, run: bool = True) -> SedUdaCLI:
     """Build (and by default run) the LightningCLI on `args`."""
     default_wandb_mode()
+    # Training batches are built in-process (num_workers=0), so this multi-worker caveat does not apply.
+    warnings.filterwarnings("ignore", message=r".*`IterableDataset` has `__len__` defined.*")
     return SedUdaCLI(
         UDAModule,
         CrossLingualDataModule,

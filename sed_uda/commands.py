@@ -89,7 +89,9 @@ def grid(
     run_grid(spec)
 
 
-def table(runs: Path = Path("runs/poster"), out: Path = Path("reports/results.md"), rule: str = "source_acc") -> None:
+def table(
+    runs: Path = Path("runs/poster"), out: Path = Path("reports/results.md"), rule: str = "source_acc"
+) -> None:
     """Collect the run records under `runs` into the poster-shaped table (mean +- std over seeds).
 
     Writes Markdown to `out` and a CSV of every number beside it.

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import wandb
 
 from sed_uda.cli import training_cli
 from tests.conftest import FAST, REPO
@@ -31,7 +32,9 @@ def test_every_experiment_config_fits(config: Path, tiny_cache: Path, tmp_path: 
 
 def _train_weights(cache: Path, root: Path, method: str = "dann") -> dict[str, torch.Tensor]:
     config = REPO / "configs" / "experiment" / f"{method}_cnn1d_en2zh.yaml"
-    cli = _fit(config, cache, root, "--trainer.max_steps=4", "--trainer.limit_val_batches=0", "--seed_everything=7")
+    cli = _fit(
+        config, cache, root, "--trainer.max_steps=4", "--trainer.limit_val_batches=0", "--seed_everything=7"
+    )
     return {k: v.detach().clone() for k, v in cli.model.state_dict().items()}
 
 
@@ -66,13 +69,29 @@ def test_label_scrambling_is_detectable(tiny_cache: Path, cache_copy: Path, tmp_
     assert not _same(reference, _train_weights(cache_copy, tmp_path / "b"))
 
 
-def test_metrics_reach_wandb_offline_and_csv(tiny_cache: Path, tmp_path: Path, monkeypatch) -> None:
+@pytest.fixture
+def offline_wandb(monkeypatch: pytest.MonkeyPatch):
+    """W&B in offline mode for one test (settings are read once per process, so restart it around)."""
     monkeypatch.setenv("WANDB_MODE", "offline")
+    wandb.teardown()
+    yield
+    monkeypatch.undo()
+    wandb.teardown()
+
+
+@pytest.mark.usefixtures("offline_wandb")
+def test_metrics_reach_wandb_offline_and_csv(tiny_cache: Path, tmp_path: Path) -> None:
     config = REPO / "configs" / "experiment" / "dann_cnn1d_zh2en.yaml"
     _fit(config, tiny_cache, tmp_path, "--trainer.max_epochs=2", "--trainer.log_every_n_steps=1")
     logged = {k: v for row in history(tmp_path) for k, v in row.items()}
-    for key in ("zh2en/val/target_acc", "zh2en/val/target_f1", "zh2en/val/source_acc", "zh2en/train/grl_lambda",
-                "zh2en/train/domain_acc", "zh2en/val/target_im"):
+    for key in (
+        "zh2en/val/target_acc",
+        "zh2en/val/target_f1",
+        "zh2en/val/source_acc",
+        "zh2en/train/grl_lambda",
+        "zh2en/train/domain_acc",
+        "zh2en/val/target_im",
+    ):
         assert key in logged, f"{key} missing from the W&B run"
     csv = pd.read_csv(next(tmp_path.rglob("metrics.csv")))
     last = csv["zh2en/val/target_acc"].dropna().iloc[-1]

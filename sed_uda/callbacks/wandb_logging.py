@@ -33,6 +33,13 @@ def _has_wandb_credentials() -> bool:
         return False
 
 
+def finish_wandb_runs(trainer: pl.Trainer) -> None:
+    """Close the trainer's W&B runs so their files are complete and the next run in this process is new."""
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger) and logger._experiment is not None:
+            logger.experiment.finish()
+
+
 class ConfusionMatrixLogger(Callback):
     """After testing, send each domain's confusion matrix to W&B and write it as CSV beside the run."""
 
@@ -56,7 +63,11 @@ class ConfusionMatrixLogger(Callback):
 def _log_wandb_confusion(logger: WandbLogger, name: str, frame: pd.DataFrame) -> None:
     import wandb
 
-    rows = [[actual, predicted, int(frame.loc[actual, predicted])] for actual in EMOTIONS for predicted in EMOTIONS]
+    rows = [
+        [actual, predicted, int(frame.loc[actual, predicted])]
+        for actual in EMOTIONS
+        for predicted in EMOTIONS
+    ]
     table = wandb.Table(columns=["Actual", "Predicted", "nPredictions"], data=rows)
     fields = {"Actual": "Actual", "Predicted": "Predicted", "nPredictions": "nPredictions"}
     plot = wandb.plot_table("wandb/confusion_matrix/v1", table, fields, {"title": name})

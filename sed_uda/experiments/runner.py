@@ -12,9 +12,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from lightning.pytorch.loggers import WandbLogger
-
 from sed_uda.callbacks.checkpoint import SelectionCheckpoint
+from sed_uda.callbacks.wandb_logging import finish_wandb_runs
 from sed_uda.experiments.selection import RULES
 
 RECORD = "record.json"
@@ -48,16 +47,18 @@ def run_experiment(configs: Sequence[Path], run_dir: Path, overrides: Sequence[s
     trainer.fit(model, datamodule=data)
     fit_seconds = time.perf_counter() - started
 
+    # Read every rule's choice before testing: restoring a checkpoint also restores callback states.
+    chosen = {name: (cb.best_model_path, _float(cb.best_model_score)) for name, cb in checkpoints.items()}
     selection = {}
-    for name, checkpoint in checkpoints.items():
-        results = trainer.test(model, datamodule=data, ckpt_path=checkpoint.best_model_path, verbose=False)
+    for name, (path, score) in chosen.items():
+        results = trainer.test(model, datamodule=data, ckpt_path=path, verbose=False)
         selection[name] = {
-            "checkpoint": checkpoint.best_model_path,
-            "val_score": _float(checkpoint.best_model_score),
+            "checkpoint": path,
+            "val_score": score,
             "uses_target_labels": RULES[name].uses_target_labels,
             "test": {k: float(v) for result in results for k, v in result.items()},
         }
-    _finish_wandb(trainer)
+    finish_wandb_runs(trainer)
 
     hp = model.hparams
     record = {
@@ -79,12 +80,6 @@ def run_experiment(configs: Sequence[Path], run_dir: Path, overrides: Sequence[s
 
 def _float(value: object) -> float | None:
     return None if value is None else float(value)
-
-
-def _finish_wandb(trainer) -> None:  # noqa: ANN001 - lightning Trainer
-    for logger in trainer.loggers:
-        if isinstance(logger, WandbLogger) and logger._experiment is not None:
-            logger.experiment.finish()
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:

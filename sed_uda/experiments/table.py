@@ -13,7 +13,12 @@ from sed_uda.experiments.selection import RULES, get_rule
 METHOD_NAMES = {"dann": "DANN", "source_only": "Source-only", "target_supervised": "Target-supervised"}
 ENCODER_NAMES = {"resnet50": "ResNet-50", "cnn1d": "1D-CNN"}
 DIRECTIONS = ("en2zh", "zh2en")
-ROW_ORDER = [("dann", "resnet50"), ("dann", "cnn1d"), ("source_only", "cnn1d"), ("target_supervised", "cnn1d")]
+ROW_ORDER = [
+    ("dann", "resnet50"),
+    ("dann", "cnn1d"),
+    ("source_only", "cnn1d"),
+    ("target_supervised", "cnn1d"),
+]
 
 
 def collect_records(runs: Path) -> pd.DataFrame:

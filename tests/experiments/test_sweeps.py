@@ -29,7 +29,9 @@ def _resolve(obj, path: str):  # noqa: ANN001, ANN202 - walks the instantiated o
 
 @pytest.mark.parametrize("sweep_file", SWEEPS, ids=lambda p: p.stem)
 @pytest.mark.parametrize("position", [0, 1])
-def test_sweep_command_reaches_model_and_data(sweep_file: Path, position: int, tiny_cache: Path, tmp_path: Path):
+def test_sweep_command_reaches_model_and_data(
+    sweep_file: Path, position: int, tiny_cache: Path, tmp_path: Path
+):
     sweep = yaml.safe_load(sweep_file.read_text())
     assert "target_acc" not in sweep["metric"]["name"], "the default sweep metric must not need target labels"
     chosen = {name: _pick(spec, position) for name, spec in sweep["parameters"].items()}
@@ -39,9 +41,14 @@ def test_sweep_command_reaches_model_and_data(sweep_file: Path, position: int, t
     args = [*command[1:-1], *flags]
     args = [str(REPO / a) if a.startswith("configs/") else a for a in args]
     cli = training_cli(
-        [*args, f"--data.cache_dir={tiny_cache}", f"--trainer.default_root_dir={tmp_path}",
-         *[f for f in FAST if not f.startswith("--data.batch_size")], "--trainer.max_steps=2",
-         "--trainer.limit_val_batches=1"]
+        [
+            *args,
+            f"--data.cache_dir={tiny_cache}",
+            f"--trainer.default_root_dir={tmp_path}",
+            *[f for f in FAST if not f.startswith("--data.batch_size")],
+            "--trainer.max_steps=2",
+            "--trainer.limit_val_batches=1",
+        ]
     )
     assert cli.trainer.state.finished
     roots = {"model": cli.model, "data": cli.datamodule}

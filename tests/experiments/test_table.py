@@ -1,0 +1,84 @@
+"""`sed-uda table`: the numbers it prints are the mean/std of the run records it read."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sed_uda.experiments.selection import RULES
+from sed_uda.experiments.table import write_tables
+
+ACC = {  # (method, direction) -> target accuracy per seed; every rule gets acc + rule offset
+    ("dann", "en2zh"): [0.50, 0.56, 0.53],
+    ("source_only", "en2zh"): [0.40, 0.42, 0.44],
+    ("target_supervised", "en2zh"): [0.90, 0.92, 0.94],
+    ("dann", "zh2en"): [0.30, 0.34],
+    ("source_only", "zh2en"): [0.36, 0.38],
+    ("target_supervised", "zh2en"): [0.80, 0.82],
+}
+OFFSET = {rule: 0.01 * i for i, rule in enumerate(RULES)}
+
+
+def _write_runs(root: Path) -> None:
+    for (method, direction), accs in ACC.items():
+        for seed, acc in enumerate(accs):
+            selection = {
+                rule: {
+                    "uses_target_labels": RULES[rule].uses_target_labels,
+                    "test": {
+                        f"{direction}/test/target_acc": acc + OFFSET[rule],
+                        f"{direction}/test/target_f1": acc - 0.05,
+                    },
+                }
+                for rule in RULES
+            }
+            run = root / f"{method}_cnn1d_{direction}" / f"seed{seed}"
+            run.mkdir(parents=True)
+            record = {"method": method, "encoder": "cnn1d", "direction": direction, "seed": seed}
+            (run / "record.json").write_text(json.dumps({**record, "selection": selection}))
+
+
+@pytest.fixture
+def report(tmp_path: Path) -> tuple[str, pd.DataFrame]:
+    _write_runs(tmp_path / "runs")
+    text = write_tables(tmp_path / "runs", tmp_path / "results.md", rule="source_acc")
+    return text, pd.read_csv(tmp_path / "results.csv")
+
+
+def test_table_reports_mean_and_std_over_seeds(report: tuple[str, pd.DataFrame]) -> None:
+    text, summary = report
+    accs = ACC[("dann", "en2zh")]
+    row = summary.query(
+        "method == 'dann' and direction == 'en2zh' and rule == 'source_acc' and metric == 'target_acc'"
+    )
+    assert row["mean"].item() == pytest.approx(np.mean(accs))
+    assert row["std"].item() == pytest.approx(np.std(accs, ddof=1))
+    assert row["n"].item() == 3
+    assert f"{np.mean(accs):.3f} ± {np.std(accs, ddof=1):.3f}" in text
+
+
+def test_upper_bound_row_uses_oracle_selection(report: tuple[str, pd.DataFrame]) -> None:
+    text, _ = report
+    oracle_mean = np.mean(ACC[("target_supervised", "en2zh")]) + OFFSET["target_oracle"]
+    line = next(line for line in text.splitlines() if line.startswith("| Target-supervised"))
+    assert f"{oracle_mean:.3f}" in line
+
+
+def test_gap_closed_follows_its_definition(report: tuple[str, pd.DataFrame]) -> None:
+    text, _ = report
+    for direction in ("en2zh", "zh2en"):
+        dann, low = (np.mean(ACC[(m, direction)]) + OFFSET["source_acc"] for m in ("dann", "source_only"))
+        high = np.mean(ACC[("target_supervised", direction)]) + OFFSET["target_oracle"]
+        expected = (dann - low) / (high - low)
+        gap_line = next(line for line in text.splitlines() if line.startswith("| 1D-CNN | source_acc |"))
+        assert f"{expected:+.2f}" in gap_line
+    assert "target_oracle (ORACLE)" in text
+
+
+def test_table_without_runs_says_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="sed-uda grid"):
+        write_tables(tmp_path, tmp_path / "out.md")
