@@ -16,7 +16,11 @@ from lightning.pytorch.cli import LightningCLI
 from sed_uda.callbacks.checkpoint import SelectionCheckpoint
 from sed_uda.callbacks.wandb_logging import default_wandb_mode, finish_wandb_runs
 from sed_uda.commands import demo, grid, prepare, probe, synth, table
+from sed_uda.corpus.audio import AudioProblem
+from sed_uda.corpus.esd import CorpusError
 from sed_uda.data.datamodule import CrossLingualDataModule
+from sed_uda.features.cache import PrepareError
+from sed_uda.features.store import CacheError
 from sed_uda.models.uda import UDAModule
 
 TOOL_COMMANDS: dict[str, Callable[..., object]] = {
@@ -99,18 +103,26 @@ Training (LightningCLI):
 """
 
 
+USER_ERRORS = (CorpusError, PrepareError, CacheError, AudioProblem, FileNotFoundError, ValueError)
+"""Problems with the user's data or arguments: reported as one clear message, without a traceback."""
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the `sed-uda` console script."""
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help"):
         print(OVERVIEW)
         return
-    if args[0] in TOOL_COMMANDS:
-        from jsonargparse import CLI
+    try:
+        if args[0] in TOOL_COMMANDS:
+            from jsonargparse import CLI
 
-        CLI(list(TOOL_COMMANDS.values()), args=_underscored(args))
-        return
-    training_cli(args)
+            CLI(list(TOOL_COMMANDS.values()), args=_underscored(args))
+        else:
+            training_cli(args)
+    except USER_ERRORS as error:
+        print(f"sed-uda {args[0]}: error: {error}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

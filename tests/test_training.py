@@ -28,6 +28,7 @@ def test_every_experiment_config_fits(config: Path, tiny_cache: Path, tmp_path: 
     assert cli.trainer.state.finished
     assert cli.trainer.global_step == 1
     assert cli.model.hparams.in_channels == cli.datamodule.num_channels
+    assert cli.datamodule.hparams.method == cli.model.hparams.method  # linked, never set twice
 
 
 def _train_weights(cache: Path, root: Path, method: str = "dann") -> dict[str, torch.Tensor]:
