@@ -20,7 +20,14 @@ def run_demo(data: Path, grid_config: Path, out: Path, workers: int = 2) -> str:
     started = time.perf_counter()
     corpus, cache = Path(data) / "synth_esd", Path(data) / "cache"
     console.rule("1/4 corpus")
-    synthesize_corpus(corpus, workers=workers)
+    if (corpus / "ReadMe.txt").is_file():  # synth writes it last, so the corpus is complete
+        console.print(f"reusing the corpus in {corpus} (delete it to generate a new one)")
+    elif corpus.exists() and any(corpus.iterdir()):
+        raise FileExistsError(
+            f"{corpus} holds an incomplete corpus (an interrupted synth: no ReadMe.txt); delete it and rerun"
+        )
+    else:
+        synthesize_corpus(corpus, workers=workers)
     console.rule("2/4 features")
     prepare_cache(corpus, cache, workers=workers)
     console.rule("3/4 experiments")
