@@ -69,9 +69,10 @@ def main() -> None:
         rates = {
             m: samples_per_second(encoder, m, args.batch, steps, device) for m in ("source_only", "dann")
         }
+        ratio = rates["source_only"] / rates["dann"]
         print(
-            f"{encoder:9s} source_only {rates['source_only']:8.1f} samples/s | dann {rates['dann']:8.1f} "
-            f"labelled samples/s | dann/source_only step-time ratio {rates['source_only'] / rates['dann']:.2f}"
+            f"{encoder:9s} source_only {rates['source_only']:8.1f} samples/s | "
+            f"dann {rates['dann']:8.1f} labelled samples/s | dann/source_only step time {ratio:.2f}x"
         )
 
 
