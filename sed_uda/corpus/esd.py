@@ -31,24 +31,30 @@ _UTTERANCE_ID = re.compile(r"(\d{4})_(\d{6})")
 _EMOTION_BY_FOLDER = {folder.lower(): emotion for emotion, folder in EMOTION_FOLDERS.items()}
 _TRANSCRIPT_EMOTION_WORDS = frozenset(EMOTION_FOLDERS.values()) | frozenset(ZH_EMOTION_WORDS.values())
 _BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
-_FALLBACK_ENCODINGS = ("utf-8", "gb18030", "latin-1")
+_FALLBACK_ENCODINGS = {  # last one maps every byte; English never falls back to gb18030
+    "zh": ("utf-8", "gb18030", "latin-1"),
+    "en": ("utf-8", "latin-1"),
+}
 
 
 class CorpusError(ValueError):
     """The corpus folder cannot be read as ESD; the message names the path, the problem and the fix."""
 
 
-def _decode(data: bytes) -> str:
-    """Text of a transcript whose encoding is unknown: BOM first, then utf-8, gb18030, latin-1."""
+def _decode(data: bytes, language: str) -> str:
+    """Text of a transcript whose encoding is unknown: BOM first, then utf-8, then (Mandarin only)
+    gb18030, then latin-1. Latin-1 English text such as "élan" is also valid gb18030, so English
+    transcripts never try it."""
     for bom, encoding in _BOMS:
         if data.startswith(bom):
             return data.decode(encoding)
-    for encoding in _FALLBACK_ENCODINGS[:-1]:
+    *tries, last = _FALLBACK_ENCODINGS[language]
+    for encoding in tries:
         try:
             return data.decode(encoding)
         except UnicodeDecodeError:
             continue
-    return data.decode(_FALLBACK_ENCODINGS[-1])  # latin-1 maps every byte
+    return data.decode(last)
 
 
 def _parse_line(line: str) -> tuple[str, str] | None:
@@ -71,10 +77,12 @@ def _parse_line(line: str) -> tuple[str, str] | None:
     return (parts[0], text) if text else None
 
 
-def read_transcript(path: Path) -> dict[str, str]:
+def read_transcript(path: Path, language: str | None = None) -> dict[str, str]:
     """utterance_id -> text of an ESD transcript in any of the encodings ESD copies use.
 
-    Ids whose line is missing or has no text get no entry.
+    `language` (en|zh) defaults to the one ESD gives the speaker named by the file (zh, which tries
+    every encoding, for other names). Ids whose line
+    is missing or has no text get no entry.
     """
     try:
         data = Path(path).read_bytes()
@@ -83,7 +91,9 @@ def read_transcript(path: Path) -> dict[str, str]:
             f"{path}: cannot read the transcript ({error.strerror}). Fix its permissions or remove it."
         ) from error
     texts: dict[str, str] = {}
-    for line in _decode(data).splitlines():
+    stem = Path(path).stem
+    language = language or (speaker_language(stem) if stem.isdigit() else "zh")
+    for line in _decode(data, language).splitlines():
         parsed = _parse_line(line)
         if parsed is not None:
             texts[parsed[0]] = parsed[1]

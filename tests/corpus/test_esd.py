@@ -153,3 +153,10 @@ def test_speakers_without_wavs_are_reported(tmp_path: Path) -> None:
     with pytest.raises(CorpusError, match="no wav files") as caught:
         index_corpus(tmp_path)
     assert "<spk>_<nnnnnn>.wav" in str(caught.value)
+
+
+def test_latin1_english_transcript_is_not_read_as_gb18030(tmp_path: Path) -> None:
+    """Latin-1 "élan" is also valid gb18030 bytes; an English speaker's file must decode as Latin-1."""
+    path = tmp_path / "0011.txt"
+    path.write_bytes("0011_000001\tAn élan vital.\tNeutral\n".encode("latin-1"))
+    assert read_transcript(path) == {"0011_000001": "An élan vital."}
