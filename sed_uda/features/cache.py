@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import closing, contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import partial
 from multiprocessing import get_context
 from pathlib import Path
@@ -350,7 +350,7 @@ def _meta(root: Path, manifest: pd.DataFrame, skipped: pd.DataFrame, config: Fea
         },
         "frames": int(manifest["n_frames"].sum()),
         "hours": float(manifest["duration_s"].sum() / 3600),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 
