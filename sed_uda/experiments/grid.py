@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,6 +64,9 @@ def run_grid(spec: GridSpec) -> list[dict]:
             console.print(f"{label} [green]done already[/green], skipped")
         else:
             console.rule(label)
+            if run_dir.exists():  # no record: an interrupted run, whose files would confuse the redo
+                console.print(f"removing the unfinished run in {run_dir}")
+                shutil.rmtree(run_dir)
             overrides = [f"--seed_everything={seed}", f"--data.seed={seed}", *(spec.overrides or [])]
             record = run_experiment([config], run_dir, overrides)
         records.append(record)

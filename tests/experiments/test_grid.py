@@ -54,6 +54,9 @@ def test_grid_runs_every_cell_then_resumes(spec: GridSpec, monkeypatch: pytest.M
     calls.clear()
     assert len(run_grid(spec)) == 4
     assert calls == [interrupted]
+    assert sorted(p.name for p in (interrupted / "checkpoints").iterdir()) == sorted(
+        [f"best-{rule}.ckpt" for rule in RULES] + ["last.ckpt"]
+    ), "the redo must start from a clean folder, not next to the interrupted run's files"
 
 
 def test_grid_names_missing_experiment_configs(spec: GridSpec) -> None:
