@@ -10,7 +10,7 @@ import pytest
 import torch
 import wandb
 
-from sed_uda.cli import training_cli
+from sed_uda.training_cli import training_cli
 from tests.conftest import FAST, REPO
 from tests.wandb_offline import history
 

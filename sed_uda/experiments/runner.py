@@ -12,8 +12,6 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from sed_uda.callbacks.checkpoint import SelectionCheckpoint
-from sed_uda.callbacks.wandb_logging import finish_wandb_runs
 from sed_uda.experiments.selection import RULES
 
 RECORD = "record.json"
@@ -27,7 +25,9 @@ def read_record(run_dir: Path) -> dict | None:
 
 def run_experiment(configs: Sequence[Path], run_dir: Path, overrides: Sequence[str] = ()) -> dict:
     """Fit from LightningCLI config files (+ overrides), test under every selection rule, write the record."""
-    from sed_uda.cli import training_cli
+    from sed_uda.callbacks.checkpoint import SelectionCheckpoint
+    from sed_uda.callbacks.wandb_logging import finish_wandb_runs
+    from sed_uda.training_cli import training_cli
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

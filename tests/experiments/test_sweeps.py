@@ -8,7 +8,7 @@ import pytest
 import yaml
 from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
 
-from sed_uda.cli import training_cli
+from sed_uda.training_cli import training_cli
 from tests.conftest import FAST, REPO
 
 SWEEPS = sorted((REPO / "configs" / "sweeps").glob("*.yaml"))
