@@ -130,7 +130,8 @@ def _worker_pool(workers: int) -> Iterator[Executor | None]:
     cores (4,000 clips on 2 cores: 18.2 s with 2 workers x 2 BLAS threads, 6.7 s with 1 thread each).
     """
     if workers == 1:
-        yield None
+        with threadpool_limits(1):  # the same BLAS threading as a worker, so the same bytes
+            yield None
         return
     pool = ProcessPoolExecutor(workers, mp_context=get_context("forkserver"), initializer=_one_blas_thread)
     try:

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
+from threadpoolctl import threadpool_limits
 
 from sed_uda.corpus.audio import load_audio
 from sed_uda.corpus.esd import COLUMNS, index_corpus
@@ -21,6 +22,13 @@ from tests.corpus.esd_tree import write_esd_tree
 
 SR = 16_000
 COMPLETE_FILES = (FEATURES, OFFSETS, MANIFEST)
+
+
+@pytest.fixture(autouse=True)
+def one_blas_thread():
+    """prepare extracts with one BLAS thread (identical bytes for any --workers); compare likewise."""
+    with threadpool_limits(1):
+        yield
 
 
 @pytest.fixture
