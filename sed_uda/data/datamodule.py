@@ -31,13 +31,14 @@ from sed_uda.features.store import CacheError, load_cache, read_meta
 NORMALIZATIONS: tuple[str, ...] = ("global", "speaker", "none")
 
 STAGE_SPLITS: dict[str | None, tuple[str, ...]] = {
-    "fit": ("train", "val"),
-    "validate": ("train", "val"),
+    "fit": ("train", "val", "test"),
+    "validate": ("train", "val", "test"),
     "test": ("test",),
     "predict": (),
     None: SPLITS,
 }
-"""Splits each stage reads for both languages (validation also scores on target train, unlabelled)."""
+"""Splits each stage reads for both languages (validation also scores target train, unlabelled, and
+target test, for the marked `target_test_oracle` selection rule)."""
 
 
 class CrossLingualDataModule(LightningDataModule):
@@ -180,12 +181,13 @@ class CrossLingualDataModule(LightningDataModule):
         return CombinedLoader(loaders, mode="min_size")
 
     def val_dataloader(self) -> list[DataLoader]:
-        """In `keys.VAL_LOADERS` order: source val, target val (labels for scoring only) and target
-        train without labels."""
+        """In `keys.VAL_LOADERS` order: source val, target val (labels for scoring only), target
+        train without labels, and target test (scored only for the `target_test_oracle` rule)."""
         return [
             self._eval_loader(self.source, "val"),
             self._eval_loader(self.target, "val"),
             self._eval_loader(self.target, "train", labelled=False),
+            self._eval_loader(self.target, "test"),
         ]
 
     def test_dataloader(self) -> list[DataLoader]:

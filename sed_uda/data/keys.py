@@ -12,9 +12,11 @@ from __future__ import annotations
 LABELLED = "labelled"
 UNLABELLED = "unlabelled"
 
-VAL_LOADERS: tuple[str, ...] = ("source", "target", "target_unlabelled")
+VAL_LOADERS: tuple[str, ...] = ("source", "target", "target_unlabelled", "target_test")
 """Validation dataloaders in order: source val, target val (labels for evaluation only),
-target train without labels (for label-free model selection)."""
+target train without labels (for label-free model selection), and target test, scored every epoch
+only so that the poster's protocol (select on target test labels) can be reproduced as a marked
+oracle; it never feeds training."""
 
 TEST_LOADERS: tuple[str, ...] = ("source", "target")
 """Test dataloaders in order: source test, target test."""

@@ -125,7 +125,7 @@ def test_eval_loaders_cover_every_row_of_their_split_once(random_cache: Path) ->
     dm.setup("test")
     cache = load_cache(random_cache)
     expected = {  # (language, split, labelled) of each loader, in keys.VAL_LOADERS / TEST_LOADERS order
-        "val": [("en", "val", True), ("zh", "val", True), ("zh", "train", False)],
+        "val": [("en", "val", True), ("zh", "val", True), ("zh", "train", False), ("zh", "test", True)],
         "test": [("en", "test", True), ("zh", "test", True)],
     }
     assert len(expected["val"]) == len(VAL_LOADERS) and len(expected["test"]) == len(TEST_LOADERS)
@@ -173,6 +173,5 @@ def test_missing_cache_says_how_to_build_it(tmp_path: Path) -> None:
 
 def test_empty_split_of_a_language_is_a_clear_error(tmp_path: Path) -> None:
     cache = write_cache(tmp_path / "cache", split_sizes={**SPLIT_SIZES, "test": 0})
-    dm = datamodule(cache, stage="fit")
     with pytest.raises(CacheError, match=f"no test utterances for language en in {cache}"):
-        dm.setup("test")
+        datamodule(cache, stage="fit")  # fit scores target test too (the marked test-oracle rule)
