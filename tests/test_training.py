@@ -98,3 +98,19 @@ def test_metrics_reach_wandb_offline_and_csv(tiny_cache: Path, tmp_path: Path) -
     last = csv["zh2en/val/target_acc"].dropna().iloc[-1]
     assert logged["zh2en/val/target_acc"] == pytest.approx(last)
     assert not any(k.startswith("en2zh/") for k in logged)
+
+
+def test_test_and_predict_commands_reuse_a_fitted_checkpoint(tiny_cache: Path, tmp_path: Path) -> None:
+    config = REPO / "configs" / "experiment" / "dann_cnn1d_en2zh.yaml"
+    _fit(config, tiny_cache, tmp_path / "fit", "--trainer.max_epochs=1")
+    checkpoint = tmp_path / "fit" / "checkpoints" / "best-source_acc.ckpt"
+    assert checkpoint.is_file()
+    common = [f"--config={config}", f"--data.cache_dir={tiny_cache}", f"--ckpt_path={checkpoint}", *FAST]
+    tested = training_cli(["test", *common, f"--trainer.default_root_dir={tmp_path / 'test'}"])
+    metrics = tested.trainer.callback_metrics
+    assert {"en2zh/test/target_acc", "en2zh/test/source_f1"} <= set(metrics)
+    predicted = training_cli(["predict", *common, f"--trainer.default_root_dir={tmp_path / 'predict'}"])
+    batches = predicted.trainer.predict_loop.predictions
+    rows = sum(len(batch["probs"]) for batch in batches)
+    assert rows == len(predicted.datamodule.manifest)
+    assert all(torch.allclose(b["probs"].sum(-1), torch.ones(len(b["probs"]))) for b in batches)
