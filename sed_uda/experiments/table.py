@@ -162,6 +162,8 @@ def write_tables(runs: Path, out: Path, rule: str = "source_acc") -> str:
             "### Gap closed by adaptation: (DANN − source-only) / (target-supervised − source-only)",
             gap_table(summary),
             "### Model-selection rules side by side (target test accuracy)",
+            "Target-supervised trains on target labels, so its non-oracle rows select on the source "
+            "language or on unlabelled target data; they are shown for completeness only.",
             rules_table(summary),
         ]
     )
