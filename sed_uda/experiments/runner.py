@@ -49,14 +49,17 @@ def run_experiment(configs: Sequence[Path], run_dir: Path, overrides: Sequence[s
 
     # Read every rule's choice before testing: restoring a checkpoint also restores callback states.
     chosen = {name: (cb.best_model_path, _float(cb.best_model_score)) for name, cb in checkpoints.items()}
+    tested: dict[str, dict[str, float]] = {}  # rules often agree on a checkpoint: test each one once
     selection = {}
     for name, (path, score) in chosen.items():
-        results = trainer.test(model, datamodule=data, ckpt_path=path, verbose=False)
+        if path not in tested:
+            results = trainer.test(model, datamodule=data, ckpt_path=path, verbose=False)
+            tested[path] = {k: float(v) for result in results for k, v in result.items()}
         selection[name] = {
             "checkpoint": path,
             "val_score": score,
             "uses_target_labels": RULES[name].uses_target_labels,
-            "test": {k: float(v) for result in results for k, v in result.items()},
+            "test": tested[path],
         }
     finish_wandb_runs(trainer)
 

@@ -52,7 +52,10 @@ def summarize(records: pd.DataFrame) -> pd.DataFrame:
     return grouped.agg(mean="mean", std="std", n="count").reset_index()
 
 
-def _cell(summary: pd.DataFrame, method: str, encoder: str, direction: str, rule: str, metric: str) -> str:
+def _lookup(
+    summary: pd.DataFrame, method: str, encoder: str, direction: str, rule: str, metric: str
+) -> pd.Series | None:
+    """The summary row of one table cell, or None when no run produced it."""
     hit = summary[
         (summary.method == method)
         & (summary.encoder == encoder)
@@ -60,9 +63,13 @@ def _cell(summary: pd.DataFrame, method: str, encoder: str, direction: str, rule
         & (summary.rule == rule)
         & (summary.metric == metric)
     ]
-    if hit.empty:
+    return None if hit.empty else hit.iloc[0]
+
+
+def _cell(summary: pd.DataFrame, method: str, encoder: str, direction: str, rule: str, metric: str) -> str:
+    row = _lookup(summary, method, encoder, direction, rule, metric)
+    if row is None:
         return "–"
-    row = hit.iloc[0]
     return f"{row['mean']:.3f}" if row["n"] < 2 else f"{row['mean']:.3f} ± {row['std']:.3f}"
 
 
@@ -100,14 +107,8 @@ def gap_closed(summary: pd.DataFrame, rule: str, direction: str, encoder: str) -
     """
 
     def mean(method: str, enc: str, use_rule: str) -> float | None:
-        hit = summary[
-            (summary.method == method)
-            & (summary.encoder == enc)
-            & (summary.direction == direction)
-            & (summary.rule == use_rule)
-            & (summary.metric == "target_acc")
-        ]
-        return None if hit.empty else float(hit.iloc[0]["mean"])
+        row = _lookup(summary, method, enc, direction, use_rule, "target_acc")
+        return None if row is None else float(row["mean"])
 
     dann = mean("dann", encoder, rule)
     base_encoder = encoder if mean("source_only", encoder, rule) is not None else "cnn1d"
