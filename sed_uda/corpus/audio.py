@@ -14,8 +14,10 @@ import librosa
 import numpy as np
 import soundfile as sf
 
+from sed_uda.errors import UserError
 
-class AudioProblem(Exception):
+
+class AudioProblem(UserError):
     """An audio file that cannot be used; `reason` is short and meant for users."""
 
     def __init__(self, path: str | Path, reason: str) -> None:

@@ -9,6 +9,7 @@ reported all at once, so a broken copy is fixed in one pass rather than one erro
 from __future__ import annotations
 
 import codecs
+import json
 import re
 from pathlib import Path
 
@@ -16,16 +17,24 @@ import pandas as pd
 
 from sed_uda.corpus.layout import (
     EMOTION_FOLDERS,
+    EMOTIONS,
     ESD_SPLIT_FOLDERS,
+    LANGUAGES,
+    SPLITS,
     ZH_EMOTION_WORDS,
     emotion_of_number,
+    speaker_ids,
     speaker_language,
     split_of_number,
 )
+from sed_uda.errors import UserError
 
 COLUMNS: tuple[str, ...] = ("utterance_id", "path", "speaker", "language", "emotion", "split", "text")
 EXPECTED_LAYOUT = "<root>/<spk>/<Emotion>/[train|evaluation|test/]<spk>_<nnnnnn>.wav"
 
+SYNTH_MARKER = "sed_uda_synth.json"
+"""Written by `sed-uda synth` before its first wav (`"complete": false`) and rewritten last (`true`): a
+bundled corpus is recognised by it, and one whose synth was interrupted is refused. The real ESD has none."""
 _SPEAKER_DIR = re.compile(r"\d{4}")
 _UTTERANCE_ID = re.compile(r"(\d{4})_(\d{6})")
 _EMOTION_BY_FOLDER = {folder.lower(): emotion for emotion, folder in EMOTION_FOLDERS.items()}
@@ -37,7 +46,7 @@ _FALLBACK_ENCODINGS = {  # last one maps every byte; English never falls back to
 }
 
 
-class CorpusError(ValueError):
+class CorpusError(UserError, ValueError):
     """The corpus folder cannot be read as ESD; the message names the path, the problem and the fix."""
 
 
@@ -177,18 +186,72 @@ def _missing_speakers_message(root: Path) -> str:
     )
 
 
+def read_synth_marker(root: Path) -> dict | None:
+    """The settings `sed-uda synth` recorded in `root` (with `complete`), or None for any other corpus."""
+    path = Path(root) / SYNTH_MARKER
+    if not path.is_file():
+        return None
+    try:
+        marker = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise CorpusError(
+            f"{path}: unreadable ({error}); the bundled corpus in {root} is damaged: "
+            "delete the folder and run `sed-uda synth` again"
+        ) from error
+    if not isinstance(marker, dict) or "complete" not in marker:
+        raise CorpusError(f"{path}: not written by `sed-uda synth`; delete the folder and run it again")
+    return marker
+
+
+def _synth_command(root: Path, marker: dict) -> str:
+    return (
+        f"sed-uda synth --out {root} --speakers-per-language {marker.get('speakers_per_language')} "
+        f"--utterances-per-emotion {marker.get('utterances_per_emotion')} --seed {marker.get('seed')}"
+    )
+
+
+def corpus_gaps(manifest: pd.DataFrame, speakers: list[str] | None = None) -> list[str]:
+    """Warnings for parts of the study missing entirely: a language, a speaker, an emotion or a split.
+
+    `speakers` are the ones expected (default: ESD's 20). Partial copies are allowed, but a missing split
+    or emotion changes what the numbers mean, so the user should know.
+    """
+    gaps = []
+    expected = speakers or [s for language in LANGUAGES for s in speaker_ids(language, 10)]
+    missing = sorted(set(expected) - set(manifest["speaker"]))
+    if missing:
+        gaps.append(f"no utterances of speaker(s) {', '.join(missing)}")
+    for language in LANGUAGES:
+        rows = manifest[manifest["language"] == language]
+        if rows.empty:
+            gaps.append(f"no {language} speakers: the cross-lingual study needs both languages")
+            continue
+        for column, values in (("emotion", EMOTIONS), ("split", SPLITS)):
+            absent = [value for value in values if value not in set(rows[column])]
+            if absent:
+                gaps.append(f"no {language} utterances of {column} {', '.join(absent)}")
+    return gaps
+
+
 def index_corpus(root: str | Path) -> pd.DataFrame:
     """One row per utterance of an ESD-shaped corpus (columns `COLUMNS`), sorted by speaker then id.
 
     `path` is relative to `root`. Emotion comes from the folder, split from the split folder or else from
     the id, text from `<spk>/<spk>.txt` ("" when the transcript lacks the id). Raises CorpusError when the
-    root is missing or holds no speaker folders or no wavs, and lists every wav that cannot be placed
-    (misnamed, id outside ESD's blocks, emotion folder disagreeing with the id, same id twice).
+    root is missing, is a bundled corpus whose synth did not finish, or holds no speaker folders or no
+    wavs, and lists every wav that cannot be placed (misnamed, id outside ESD's blocks, emotion folder
+    disagreeing with the id, same id twice).
     """
     root = Path(root)
     if not root.is_dir():
         raise CorpusError(
             f"{root}: corpus folder does not exist. Expected {EXPECTED_LAYOUT}; check the path."
+        )
+    marker = read_synth_marker(root)
+    if marker is not None and not marker["complete"]:
+        raise CorpusError(
+            f"{root / SYNTH_MARKER}: this bundled corpus is incomplete (`sed-uda synth` was interrupted). "
+            f"Finish it with `{_synth_command(root, marker)}`, or delete {root} and generate it again."
         )
     speaker_dirs = sorted(d for d in root.iterdir() if d.is_dir() and _SPEAKER_DIR.fullmatch(d.name))
     if not speaker_dirs:

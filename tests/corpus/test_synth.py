@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from sed_uda.corpus.esd import index_corpus, read_transcript
+from sed_uda.corpus import synth as synth_module
+from sed_uda.corpus.esd import SYNTH_MARKER, CorpusError, index_corpus, read_transcript
 from sed_uda.corpus.layout import (
     BLOCK_SIZE,
     EMOTION_FOLDERS,
@@ -21,6 +22,7 @@ from sed_uda.corpus.layout import (
     utterance_number,
 )
 from sed_uda.corpus.synth import block_offsets, plan_corpus, sentences, synthesize_corpus
+from sed_uda.errors import OutputExists
 
 TINY = {"speakers_per_language": 2, "utterances_per_emotion": 8}
 """The size the session fixture `tiny_corpus` is built with (tests/conftest.py)."""
@@ -116,7 +118,7 @@ def test_same_seed_is_byte_identical_whatever_the_workers_and_another_seed_diffe
     first = _files(synthesize_corpus(tmp_path / "a", seed=3, workers=1, **size))
     parallel = _files(synthesize_corpus(tmp_path / "b", seed=3, workers=2, **size))
     other = _files(synthesize_corpus(tmp_path / "c", seed=4, workers=1, **size))
-    assert len(first) == 2 * (len(EMOTIONS) * 3 + 1) + 1  # wavs + transcripts + ReadMe
+    assert len(first) == 2 * (len(EMOTIONS) * 3 + 1) + 2  # wavs + transcripts + ReadMe + marker
     assert first == parallel
     wavs = [name for name in first if name.endswith(".wav")]
     assert all(first[name] != other[name] for name in wavs)
@@ -138,7 +140,50 @@ def test_invalid_arguments_are_refused_before_writing(tmp_path: Path, arguments:
     assert not (tmp_path / "out").exists()
 
 
-def test_refuses_to_write_into_a_non_empty_folder(tmp_path: Path) -> None:
-    (tmp_path / "old.wav").write_bytes(b"")
-    with pytest.raises(FileExistsError, match=str(tmp_path)):
+def test_refuses_to_write_into_a_folder_of_other_files_and_changes_nothing(tmp_path: Path) -> None:
+    (tmp_path / "old.wav").write_bytes(b"keep me")
+    with pytest.raises(OutputExists, match=f"{tmp_path}: already holds files"):
         synthesize_corpus(tmp_path, speakers_per_language=1, utterances_per_emotion=3)
+    assert _files(tmp_path) == {"old.wav": b"keep me"}
+
+
+def test_refuses_a_file_as_output_folder(tmp_path: Path) -> None:
+    (tmp_path / "corpus").write_bytes(b"keep me")
+    with pytest.raises(OutputExists, match="is a file, not a folder"):
+        synthesize_corpus(tmp_path / "corpus", speakers_per_language=1, utterances_per_emotion=3)
+    assert (tmp_path / "corpus").read_bytes() == b"keep me"
+
+
+def test_a_finished_corpus_is_kept_and_other_settings_are_refused(tiny_corpus: Path, capsys) -> None:
+    before = _files(tiny_corpus)
+    assert synthesize_corpus(tiny_corpus, **TINY) == tiny_corpus
+    assert "nothing to do" in capsys.readouterr().out
+    with pytest.raises(OutputExists, match="--speakers-per-language 2 --utterances-per-emotion 8 --seed 0"):
+        synthesize_corpus(tiny_corpus, speakers_per_language=1, utterances_per_emotion=8)
+    assert _files(tiny_corpus) == before
+
+
+def test_an_interrupted_synth_is_refused_by_the_reader_and_resumes_to_the_same_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    size = {"speakers_per_language": 1, "utterances_per_emotion": 3}
+    reference = _files(synthesize_corpus(tmp_path / "reference", **size))
+
+    def interrupted(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(synth_module, "_write_transcripts", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            synthesize_corpus(tmp_path / "corpus", **size)
+    block = sorted((tmp_path / "corpus" / "0011" / "Sad").rglob("*.wav"))
+    block[-1].unlink()  # as if killed inside a block
+    assert not list((tmp_path / "corpus").rglob(".*.part"))
+    with pytest.raises(CorpusError, match=f"{SYNTH_MARKER}: this bundled corpus is incomplete") as refused:
+        index_corpus(tmp_path / "corpus")
+    assert f"sed-uda synth --out {tmp_path / 'corpus'} --speakers-per-language 1" in str(refused.value)
+
+    capsys.readouterr()
+    synthesize_corpus(tmp_path / "corpus", **size)
+    assert "9 of 10 blocks already written" in capsys.readouterr().out
+    assert _files(tmp_path / "corpus") == reference
