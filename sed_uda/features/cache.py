@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 from functools import partial
-from multiprocessing import get_context
 from pathlib import Path
 from typing import BinaryIO
 
@@ -32,8 +32,9 @@ from rich.table import Table
 from threadpoolctl import threadpool_limits
 
 from sed_uda.corpus.audio import AudioProblem, load_audio
-from sed_uda.corpus.esd import COLUMNS, index_corpus
-from sed_uda.corpus.layout import EMOTIONS, SPLITS
+from sed_uda.corpus.esd import COLUMNS, corpus_gaps, index_corpus, read_synth_marker
+from sed_uda.corpus.layout import EMOTIONS, LANGUAGES, SPLITS, speaker_ids
+from sed_uda.errors import BadArgument, UserError
 from sed_uda.features.config import FEATURE_NAMES, FeatureConfig
 from sed_uda.features.extract import check_config, extract_features
 from sed_uda.features.store import (
@@ -48,6 +49,7 @@ from sed_uda.features.store import (
     load_cache,
     read_meta,
 )
+from sed_uda.workers import worker_pool
 
 SHARD_SIZE = 256
 """Utterances per resumable shard: a killed run loses at most the shard it was filling."""
@@ -56,7 +58,7 @@ FILE_HASH = "file_hash"
 """Manifest and skipped.csv column: xxh3-64 of the wav's bytes, to tell which files changed."""
 
 
-class PrepareError(RuntimeError):
+class PrepareError(UserError, RuntimeError):
     """The corpus cannot be turned into a cache as it is; the message lists every file and the fix."""
 
 
@@ -125,15 +127,15 @@ def _one_blas_thread() -> None:
 def _worker_pool(workers: int) -> Iterator[Executor | None]:
     """A process pool of `workers` (None for 1: run in-process); pending work is cancelled on error.
 
-    forkserver, not fork: the caller may hold threads (torch, BLAS) that a forked child would inherit.
-    Each worker's BLAS runs one thread: with a pool of processes, more threads only oversubscribe the
-    cores (4,000 clips on 2 cores: 18.2 s with 2 workers x 2 BLAS threads, 6.7 s with 1 thread each).
+    Workers ignore Ctrl-C and exit with this process (`sed_uda.workers`). Each worker's BLAS runs one
+    thread: with a pool of processes, more threads only oversubscribe the cores (4,000 clips on 2 cores:
+    18.2 s with 2 workers x 2 BLAS threads, 6.7 s with 1 thread each).
     """
     if workers == 1:
         with threadpool_limits(1):  # the same BLAS threading as a worker, so the same bytes
             yield None
         return
-    pool = ProcessPoolExecutor(workers, mp_context=get_context("forkserver"), initializer=_one_blas_thread)
+    pool = worker_pool(workers, initializer=_one_blas_thread)
     try:
         yield pool
     finally:
@@ -159,11 +161,14 @@ def _progress_map(
 def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Write `path` through a temporary file in the same folder, fsync it and rename it into place."""
     tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as file:
-        write(file)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(tmp, path)
+    try:
+        with tmp.open("wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # a full disk or Ctrl-C leaves no half-written file behind
 
 
 def _csv_writer(frame: pd.DataFrame) -> Callable[[BinaryIO], object]:
@@ -190,8 +195,8 @@ def _stale_reason(
     try:
         meta = read_meta(cache_dir)
         old = load_cache(cache_dir, mmap=True).manifest
-    except (CacheError, OSError, ValueError, KeyError) as error:
-        return f"rebuilding: the existing cache is unreadable ({error})"
+    except CacheError as error:
+        return f"rebuilding: the existing cache is unusable ({error})"
     if meta.get("format") != CACHE_FORMAT or FILE_HASH not in old.columns:
         return "rebuilding: cache format changed"
     if meta.get("feature_config_hash") != config_hash(config):
@@ -322,11 +327,14 @@ def _install(cache_dir: Path, outputs: dict[str, Callable[[BinaryIO], object]], 
     Until the swap the old cache stays complete; during it there is no meta.json, so no reader
     ever sees a mix of old and new files.
     """
-    staged = {}
-    for name, write in outputs.items():
-        tmp = cache_dir / f"{name}.new"
-        _atomic_write(tmp, write)
-        staged[name] = tmp
+    staged = {name: cache_dir / f"{name}.new" for name in outputs}
+    try:
+        for name, write in outputs.items():
+            _atomic_write(staged[name], write)
+    except BaseException:
+        for tmp in staged.values():
+            tmp.unlink(missing_ok=True)
+        raise
     (cache_dir / META).unlink(missing_ok=True)
     (cache_dir / SKIPPED).unlink(missing_ok=True)
     for name, tmp in staged.items():
@@ -365,6 +373,23 @@ def _meta(root: Path, manifest: pd.DataFrame, skipped: pd.DataFrame, config: Fea
     }
 
 
+def _expected_speakers(root: Path) -> list[str] | None:
+    """The speakers `synth` wrote for a bundled corpus; None (ESD's 20) for any other."""
+    marker = read_synth_marker(root)
+    if marker is None:
+        return None
+    return [s for language in LANGUAGES for s in speaker_ids(language, marker["speakers_per_language"])]
+
+
+def _check_writable(cache_dir: Path) -> None:
+    """Create the cache folder and write a probe file there, so a read-only folder fails before the work."""
+    if cache_dir.exists() and not cache_dir.is_dir():
+        raise PrepareError(f"{cache_dir}: is a file, not a folder; choose another --cache folder")
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=cache_dir):
+        pass
+
+
 def prepare_cache(
     root: str | Path,
     cache_dir: str | Path,
@@ -386,11 +411,14 @@ def prepare_cache(
     Raises CorpusError when the folder is not an ESD-shaped corpus, PrepareError for unusable audio.
     """
     if workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
+        raise BadArgument(f"workers={workers}: need at least 1 process")
     check_config(config)
     root, cache_dir = Path(root).resolve(), Path(cache_dir)
     console = Console(highlight=False, soft_wrap=True)  # long paths stay copyable
     index = index_corpus(root)
+    for gap in corpus_gaps(index, _expected_speakers(root)):
+        console.print(f"warning: {root}: {gap}", markup=False)
+    _check_writable(cache_dir)
     paths = [root / path for path in index["path"]]
     index[FILE_HASH] = list(_progress_map(None, _hash_file, paths, "hashing corpus", console))
     reason = _stale_reason(cache_dir, root, index, config, skip_bad)

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sed_uda.corpus.layout import EMOTIONS
+from sed_uda.corpus.layout import EMOTIONS, LANGUAGES, SPLITS
+from sed_uda.errors import BadArgument, UserError
 from sed_uda.features.config import FeatureConfig
 
 MANIFEST = "manifest.csv"
@@ -34,8 +35,19 @@ _TEXT_COLUMNS = {name: str for name in ("utterance_id", "path", "speaker", "text
 """Manifest columns read as text, so ids like 0011, digit-only transcripts and hashes stay intact."""
 
 
-class CacheError(RuntimeError):
+class CacheError(UserError, RuntimeError):
     """A feature cache is missing, incomplete or inconsistent; the message says what to run."""
+
+
+REBUILD = "delete the cache folder and run `sed-uda prepare` again"
+VALUES: dict[str, tuple[str, ...]] = {"language": LANGUAGES, "split": SPLITS, "emotion": EMOTIONS}
+"""The values each label column of a manifest may hold."""
+
+
+def check_value(column: str, value: str | None) -> None:
+    """BadArgument listing the valid values when `value` (None: any) is not one of `column`'s."""
+    if value is not None and value not in VALUES[column]:
+        raise BadArgument(f"{column}={value!r} is not one of {', '.join(VALUES[column])}")
 
 
 @dataclass
@@ -57,7 +69,9 @@ class FeatureCache:
         return np.diff(self.offsets)
 
     def select(self, language: str | None = None, split: str | None = None) -> np.ndarray:
-        """Row indices of the utterances of a language and/or split."""
+        """Row indices of the utterances of a language and/or split (BadArgument for unknown values)."""
+        check_value("language", language)
+        check_value("split", split)
         keep = np.ones(len(self.manifest), dtype=bool)
         if language is not None:
             keep &= (self.manifest["language"] == language).to_numpy()
@@ -76,7 +90,7 @@ class FeatureCache:
 
 
 def read_meta(cache_dir: str | Path) -> dict:
-    """The meta.json of a complete cache; CacheError if there is none."""
+    """The meta.json of a complete cache; CacheError if there is none or it cannot be read."""
     path = Path(cache_dir) / META
     if not path.is_file():
         raise CacheError(
@@ -84,20 +98,72 @@ def read_meta(cache_dir: str | Path) -> dict:
             "Build it with: sed-uda prepare --root CORPUS_DIR --cache "
             f"{Path(cache_dir)}"
         )
-    return json.loads(path.read_text())
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise CacheError(f"{path}: unreadable ({error}); {REBUILD}") from error
+    if not isinstance(meta, dict) or not isinstance(meta.get("feature_config"), dict):
+        raise CacheError(f"{path}: not a feature cache's meta.json (no feature_config); {REBUILD}")
+    return meta
+
+
+def _read_manifest(path: Path) -> pd.DataFrame:
+    """manifest.csv with its label columns checked, so no row is silently dropped by a later filter."""
+    try:
+        manifest = pd.read_csv(path, dtype=_TEXT_COLUMNS, keep_default_na=False)
+    except (OSError, ValueError) as error:
+        raise CacheError(f"{path}: unreadable ({error}); {REBUILD}") from error
+    missing = [column for column in (*VALUES, "path") if column not in manifest.columns]
+    if missing:
+        raise CacheError(f"{path}: has no column {', '.join(missing)}; {REBUILD}")
+    for column, allowed in VALUES.items():
+        unknown = sorted(set(manifest[column]) - set(allowed))
+        if unknown:
+            raise CacheError(
+                f"{path}: unknown {column} value(s) {', '.join(map(repr, unknown))} "
+                f"(valid: {', '.join(allowed)}); fix the file, or {REBUILD}"
+            )
+    return manifest
+
+
+def _load_array(path: Path, mmap: bool) -> np.ndarray:
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None)
+    except (OSError, ValueError, EOFError) as error:
+        raise CacheError(f"{path}: truncated or damaged ({error}); {REBUILD}") from error
 
 
 def load_cache(cache_dir: str | Path, mmap: bool = False) -> FeatureCache:
-    """Load a complete cache into memory (or memory-map the frames with `mmap=True`)."""
+    """Load a complete cache into memory (or memory-map the frames with `mmap=True`).
+
+    CacheError, naming the file, when a file is unreadable or the files disagree with each other.
+    """
     cache_dir = Path(cache_dir)
     meta = read_meta(cache_dir)
-    manifest = pd.read_csv(cache_dir / MANIFEST, dtype=_TEXT_COLUMNS, keep_default_na=False)
-    features = np.load(cache_dir / FEATURES, mmap_mode="r" if mmap else None)
-    offsets = np.load(cache_dir / OFFSETS)
-    if len(offsets) != len(manifest) + 1 or offsets[-1] != len(features):
+    manifest = _read_manifest(cache_dir / MANIFEST)
+    features = _load_array(cache_dir / FEATURES, mmap)
+    offsets = _load_array(cache_dir / OFFSETS, mmap=False)
+    config = FeatureConfig.from_dict(meta["feature_config"])
+    if len(offsets) != len(manifest) + 1 or offsets[-1] != len(features) or features.ndim != 2:
         raise CacheError(
             f"{cache_dir}: manifest, offsets and features disagree "
-            f"({len(manifest)} rows, {len(offsets)} offsets, {len(features)} frames). "
-            "Delete the folder and run sed-uda prepare again."
+            f"({len(manifest)} rows, {len(offsets)} offsets, {len(features)} frames); {REBUILD}"
         )
-    return FeatureCache(manifest, features, offsets, FeatureConfig.from_dict(meta["feature_config"]), meta)
+    held = {
+        "frames": len(features),
+        "channels": features.shape[1],
+        "utterances": len(manifest),
+        "feature_config channels": features.shape[1],
+    }
+    stated = {
+        "frames": meta.get("frames"),
+        "channels": meta.get("channels"),
+        "utterances": (meta.get("counts") or {}).get("utterances"),
+        "feature_config channels": config.n_channels,
+    }
+    wrong = [
+        f"{key} {stated[key]} (files: {held[key]})" for key in held if stated[key] not in (None, held[key])
+    ]
+    if wrong:
+        raise CacheError(f"{cache_dir / META} contradicts the arrays: {', '.join(wrong)}; {REBUILD}")
+    return FeatureCache(manifest, features, offsets, config, meta)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 from pathlib import Path
 
@@ -240,3 +241,117 @@ def test_two_workers_write_the_same_cache_as_one(corpus: Path, tmp_path: Path) -
     prepare_cache(corpus, tmp_path / "two", workers=2)
     for name in COMPLETE_FILES:
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name
+
+
+def _rebuilt(corpus: Path, cache_dir: Path, capsys) -> str:
+    """prepare's output on a damaged cache, after checking that the rebuilt cache loads."""
+    message = _rebuild_message(corpus, cache_dir, capsys)
+    assert len(load_cache(cache_dir)) == len(_paths(corpus))
+    return message
+
+
+def test_a_truncated_features_file_is_named_and_rebuilt(corpus: Path, tmp_path: Path, capsys) -> None:
+    cache_dir = tmp_path / "cache"
+    prepare_cache(corpus, cache_dir)
+    data = (cache_dir / FEATURES).read_bytes()
+    (cache_dir / FEATURES).write_bytes(data[: len(data) // 2])
+    for mmap in (False, True):
+        with pytest.raises(CacheError, match=f"{cache_dir / FEATURES}: truncated or damaged") as error:
+            load_cache(cache_dir, mmap=mmap)
+        assert "delete the cache folder and run `sed-uda prepare` again" in str(error.value)
+    assert "rebuilding: the existing cache is unusable" in _rebuilt(corpus, cache_dir, capsys)
+
+
+def test_a_malformed_meta_json_is_named_and_rebuilt(corpus: Path, tmp_path: Path, capsys) -> None:
+    cache_dir = tmp_path / "cache"
+    prepare_cache(corpus, cache_dir)
+    (cache_dir / META).write_text('{"format": 1,')
+    with pytest.raises(CacheError, match=f"{cache_dir / META}: unreadable"):
+        load_cache(cache_dir)
+    assert "rebuilding" in _rebuilt(corpus, cache_dir, capsys)
+
+
+def test_meta_contradicting_the_arrays_is_rebuilt_not_up_to_date(
+    corpus: Path, tmp_path: Path, capsys
+) -> None:
+    cache_dir = tmp_path / "cache"
+    prepare_cache(corpus, cache_dir)
+    meta = json.loads((cache_dir / META).read_text())
+    meta["frames"] += 1
+    (cache_dir / META).write_text(json.dumps(meta))
+    with pytest.raises(CacheError, match=f"{cache_dir / META} contradicts the arrays: frames"):
+        load_cache(cache_dir)
+    message = _rebuilt(corpus, cache_dir, capsys)
+    assert "up to date" not in message and "rebuilding" in message
+
+
+@pytest.mark.parametrize(
+    ("column", "value"), [("split", "validation"), ("language", "de"), ("emotion", "calm")]
+)
+def test_an_edited_manifest_with_unknown_labels_is_refused_with_the_valid_values(
+    cache_copy: Path, column: str, value: str
+) -> None:
+    manifest = pd.read_csv(cache_copy / MANIFEST, dtype=str, keep_default_na=False)
+    manifest.loc[3, column] = value
+    manifest.to_csv(cache_copy / MANIFEST, index=False)
+    with pytest.raises(
+        CacheError, match=f"{cache_copy / MANIFEST}: unknown {column} value.*'{value}'"
+    ) as error:
+        load_cache(cache_copy)
+    assert "(valid: " in str(error.value)
+
+
+def test_load_split_refuses_unknown_values_and_lists_the_valid_ones(tiny_cache: Path) -> None:
+    with pytest.raises(ValueError, match="split='validation' is not one of train, val, test"):
+        load_split(tiny_cache, split="validation")
+    with pytest.raises(ValueError, match="language='english' is not one of en, zh"):
+        load_split(tiny_cache, language="english")
+
+
+def test_a_full_disk_leaves_the_old_cache_and_no_temporary_files(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache_dir = tmp_path / "cache"
+    prepare_cache(corpus, cache_dir)
+    before = {name: (cache_dir / name).read_bytes() for name in (*COMPLETE_FILES, META)}
+
+    def full(file, **kwargs) -> None:  # noqa: ANN001 - a binary file
+        file.write(b"\0" * 100)
+        raise OSError(errno.ENOSPC, "No space left on device", str(cache_dir / f"{FEATURES}.new.tmp"))
+
+    monkeypatch.setattr(cache_module, "_write_features", full)
+    with pytest.raises(OSError, match="No space left") as error:
+        prepare_cache(corpus, cache_dir, config=FeatureConfig(n_mels=64))
+    assert error.value.errno == errno.ENOSPC
+    assert before == {name: (cache_dir / name).read_bytes() for name in before}
+    leftovers = [p.name for p in cache_dir.iterdir() if p.suffix in (".tmp", ".new")]
+    assert leftovers == []
+
+
+def test_a_cache_folder_that_cannot_be_written_fails_before_any_work(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def denied(**kwargs) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied", str(kwargs["dir"]))
+
+    monkeypatch.setattr(cache_module.tempfile, "TemporaryFile", denied)
+    calls = _count_extractions(monkeypatch)
+    with pytest.raises(PermissionError):
+        prepare_cache(corpus, tmp_path / "cache")
+    assert calls == [] and not (tmp_path / "cache" / META).exists()
+
+
+def test_a_file_as_cache_folder_is_refused(corpus: Path, tmp_path: Path) -> None:
+    (tmp_path / "cache").write_text("keep me")
+    with pytest.raises(PrepareError, match="is a file, not a folder"):
+        prepare_cache(corpus, tmp_path / "cache")
+    assert (tmp_path / "cache").read_text() == "keep me"
+
+
+def test_missing_speakers_emotions_and_languages_are_warned_about(
+    corpus: Path, tmp_path: Path, capsys
+) -> None:
+    prepare_cache(corpus, tmp_path / "cache")
+    out = capsys.readouterr().out
+    assert "warning: " in out and "no utterances of speaker(s) 0002" in out
+    assert "no en utterances of emotion happy, sad, surprise" in out
