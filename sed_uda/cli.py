@@ -1,33 +1,29 @@
 """`sed-uda`: LightningCLI for fit/validate/test/predict, plus the data and experiment commands.
 
 Training commands go to LightningCLI (`sed_uda.training_cli`: `--config` files, `--print_config`,
-`--model.lr=...`). The others are plain functions turned into subcommands by jsonargparse, from their
-signatures and docstrings; options may be spelled with dashes or underscores. This module stays light
-to import (no torch): worker processes of `synth` and `prepare` re-import the entry script.
+`--trainer.max_epochs=...`). The others are plain functions turned into subcommands by jsonargparse, from
+their signatures and docstrings, with real boolean flags (`--skip-bad`, `--no-skip-bad`). Option names
+may be spelled with dashes or underscores everywhere. Failures the user can fix end as one line and a
+non-zero exit; Ctrl-C ends with exit status 130; anything else is a bug and keeps its traceback.
+This module stays light to import (no torch): worker processes of `synth` and `prepare` re-import it.
 """
 
 from __future__ import annotations
 
+import re
 import sys
+import typing
 from collections.abc import Callable, Sequence
 
 from sed_uda.commands import demo, grid, prepare, probe, synth, table
+from sed_uda.errors import user_message
 
 TOOL_COMMANDS: dict[str, Callable[..., object]] = {
     f.__name__: f for f in (synth, prepare, probe, grid, table, demo)
 }
-
-
-def _underscored(args: Sequence[str]) -> list[str]:
-    """`--speakers-per-language` -> `--speakers_per_language` (values are left alone)."""
-    out = []
-    for arg in args:
-        if arg.startswith("--"):
-            name, eq, value = arg.partition("=")
-            arg = "--" + name[2:].replace("-", "_") + eq + value
-        out.append(arg)
-    return out
-
+TRAINING_COMMANDS = ("fit", "validate", "test", "predict")
+INTERRUPTED = 130
+"""Exit status after Ctrl-C, as shells report a process ended by SIGINT."""
 
 OVERVIEW = """sed-uda: cross-lingual speech emotion recognition with unsupervised domain adaptation.
 
@@ -45,16 +41,108 @@ Training (LightningCLI):
 """
 
 
-def _is_user_error(error: Exception) -> bool:
-    """Problems with the user's data or arguments: reported as one clear message, without a traceback."""
-    from sed_uda.corpus.audio import AudioProblem
-    from sed_uda.corpus.esd import CorpusError
-    from sed_uda.features.cache import PrepareError
-    from sed_uda.features.store import CacheError
+def _flags(command: Callable[..., object]) -> set[str]:
+    """Names of a command's boolean parameters: they are flags on the command line."""
+    hints = typing.get_type_hints(command)
+    return {name for name, hint in hints.items() if hint is bool}
 
-    return isinstance(
-        error, CorpusError | PrepareError | CacheError | AudioProblem | FileNotFoundError | ValueError
-    )
+
+def normalise_options(args: Sequence[str], flags: set[str] = frozenset()) -> list[str]:
+    """Option names with dashes become underscores; `--flag`, `--no-flag` become `--flag=true|false`.
+
+    `flags` are the boolean options: given alone (no `true`/`false` after them) they mean true, and their
+    `--no-` form means false.
+    """
+    out: list[str] = []
+    for position, arg in enumerate(args):
+        if not arg.startswith("--") or arg == "--":
+            out.append(arg)
+            continue
+        name, eq, value = arg.partition("=")
+        name = name[2:].replace("-", "_")
+        following = args[position + 1] if position + 1 < len(args) else ""
+        if not eq and name in flags and following.lower() not in ("true", "false"):
+            name, eq, value = name, "=", "true"
+        elif not eq and name.startswith("no_") and name[3:] in flags:
+            name, eq, value = name[3:], "=", "false"
+        out.append(f"--{name}{eq}{value}")
+    return out
+
+
+def dashed(text: str) -> str:
+    """Help and error text with option names spelled as users type them: `--skip_bad` -> `--skip-bad`."""
+    text = re.sub(r'Parser key "([\w.]+)"', lambda m: "--" + m[1], text)
+    text = re.sub(r"--(\w+) \{true,false\}", lambda m: f"--{m[1]} | --no-{m[1]}", text)
+    return re.sub(r"--(no-)?(\w+)(?![.\w])", lambda m: "--" + (m[1] or "") + m[2].replace("_", "-"), text)
+
+
+def _tool_parser_class() -> type:
+    """jsonargparse's parser, printing help with the spellings `dashed` gives."""
+    from jsonargparse import ArgumentParser
+
+    class ToolParser(ArgumentParser):
+        def format_help(self) -> str:
+            return dashed(super().format_help())
+
+        def format_usage(self) -> str:
+            return dashed(super().format_usage())
+
+    return ToolParser
+
+
+def _run(args: list[str]) -> None:
+    command = args[0]
+    if command in TOOL_COMMANDS:
+        from jsonargparse import CLI
+
+        flags = _flags(TOOL_COMMANDS[command])
+        CLI(
+            list(TOOL_COMMANDS.values()),
+            args=normalise_options(args, flags),
+            parser_class=_tool_parser_class(),
+            exit_on_error=False,
+        )
+    elif command in TRAINING_COMMANDS:
+        from sed_uda.training_cli import training_cli
+
+        training_cli(args)
+    else:
+        choices = ", ".join([*TOOL_COMMANDS, *TRAINING_COMMANDS])
+        raise _ArgumentProblem(f"unknown command {command!r}; the commands are {choices}", hint="")
+
+
+class _ArgumentProblem(Exception):
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+def _argument_problem(error: Exception, command: str) -> _ArgumentProblem | None:
+    """The command line could not be parsed: its one useful line, and where to read more."""
+    from argparse import ArgumentError
+
+    if isinstance(error, _ArgumentProblem):
+        return error
+    if not isinstance(error, ArgumentError):
+        return None
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    message = dashed(" ".join(lines[:3]))
+    return _ArgumentProblem(message, hint=f"see `sed-uda {command} --help`")
+
+
+def _fail(command: str, message: str, status: int, hint: str = "") -> typing.NoReturn:
+    print(f"sed-uda {command}: error: {message}", file=sys.stderr)
+    if hint:
+        print(f"  {hint}", file=sys.stderr)
+    sys.exit(status)
+
+
+def _interrupted(command: str) -> typing.NoReturn:
+    if command in TOOL_COMMANDS:
+        then = "finished work is kept: run the same command again to continue"
+    else:
+        then = "the checkpoints saved so far are in the run folder"
+    _fail(command, f"interrupted (Ctrl-C); {then}", INTERRUPTED)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -63,20 +151,24 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not args or args[0] in ("-h", "--help"):
         print(OVERVIEW)
         return
+    command = args[0]
     try:
-        if args[0] in TOOL_COMMANDS:
-            from jsonargparse import CLI
-
-            CLI(list(TOOL_COMMANDS.values()), args=_underscored(args))
-        else:
-            from sed_uda.training_cli import training_cli
-
-            training_cli(args)
+        _run(args)
+    except KeyboardInterrupt:
+        _interrupted(command)
+    except SystemExit as exit_:
+        # Lightning turns Ctrl-C during training into sys.exit(1), raised while handling the interrupt.
+        if exit_.code not in (0, None) and isinstance(exit_.__context__, KeyboardInterrupt):
+            _interrupted(command)
+        raise
     except Exception as error:
-        if not _is_user_error(error):
+        problem = _argument_problem(error, command)
+        if problem is not None:
+            _fail(command, str(problem), 2, problem.hint or "see `sed-uda --help`")
+        message = user_message(error)
+        if message is None:
             raise
-        print(f"sed-uda {args[0]}: error: {error}", file=sys.stderr)
-        sys.exit(2)
+        _fail(command, message, 1)
 
 
 if __name__ == "__main__":

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from sed_uda.experiments.grid import Cell
+from sed_uda.experiments.selection import RULES
+
+RuleName = Literal[tuple(RULES)]  # type: ignore[valid-type]
+"""Every selection rule: `table --help` lists them and anything else is refused with the list."""
 
 
 def synth(
@@ -15,6 +20,8 @@ def synth(
     workers: int = 2,
 ) -> None:
     """Generate the bundled bilingual emotional speech corpus (eSpeak NG) in ESD's layout.
+
+    An interrupted run is finished by running the same command again; a finished corpus is left as is.
 
     Args:
         out: Corpus folder to write (ESD layout: <spk>/<Emotion>/<split>/<spk>_<id>.wav).
@@ -69,6 +76,8 @@ def grid(
     directions: list[str] | None = None,
     seeds: list[int] | None = None,
     overrides: list[str] | None = None,
+    dry_run: bool = False,
+    verbose: bool = False,
 ) -> None:
     """Run every cell of an experiment grid (fit + test per selection rule); finished cells are skipped.
 
@@ -82,15 +91,22 @@ def grid(
         directions: Adaptation directions, e.g. [en2zh, zh2en].
         seeds: Seeds per cell.
         overrides: Extra LightningCLI arguments for every run, e.g. ["--trainer.max_epochs=5"].
+        dry_run: Check every run's configuration and list the runs, without training.
+        verbose: Show Lightning's model summaries and progress bars (one line per run otherwise).
     """
+    from sed_uda.experiments.demo import check_grid, quiet_lightning
     from sed_uda.experiments.grid import GridSpec, run_grid
 
     spec = GridSpec(name, runs_dir, experiments_dir, cells, directions, seeds, overrides)
-    run_grid(spec)
+    if dry_run:
+        check_grid(spec)
+        return
+    with quiet_lightning(spec, verbose):
+        run_grid(spec)
 
 
 def table(
-    runs: Path = Path("runs/poster"), out: Path = Path("reports/results.md"), rule: str = "source_acc"
+    runs: Path = Path("runs/poster"), out: Path = Path("reports/results.md"), rule: RuleName = "source_acc"
 ) -> None:
     """Collect the run records under `runs` into the poster-shaped table (mean +- std over seeds).
 
@@ -99,7 +115,7 @@ def table(
     Args:
         runs: Folder holding the grid's runs (searched recursively for record.json).
         out: Markdown file to write; the CSV goes to the same name with .csv.
-        rule: Model-selection rule of the main table (source_acc, target_im, target_entropy, target_oracle).
+        rule: Model-selection rule of the main table.
     """
     from sed_uda.experiments.table import write_tables
 
@@ -111,6 +127,7 @@ def demo(
     grid_config: Path = Path("configs/grid/demo.yaml"),
     out: Path = Path("reports/demo_results.md"),
     workers: int = 2,
+    verbose: bool = False,
 ) -> None:
     """The whole study on the bundled corpus: synth -> prepare -> grid of the 1D-CNN rows -> table.
 
@@ -119,7 +136,8 @@ def demo(
         grid_config: Grid to run (the CPU-feasible demo grid by default).
         out: Results table to write.
         workers: Parallel processes for synth and prepare.
+        verbose: Show Lightning's model summaries and progress bars (one line per run otherwise).
     """
     from sed_uda.experiments.demo import run_demo
 
-    run_demo(data, grid_config, out, workers=workers)
+    run_demo(data, grid_config, out, workers=workers, verbose=verbose)

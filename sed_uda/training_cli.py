@@ -1,15 +1,25 @@
-"""LightningCLI for `sed-uda fit|validate|test|predict`, wired for cross-lingual UDA."""
+"""LightningCLI for `sed-uda fit|validate|test|predict`, wired for cross-lingual UDA.
+
+Option names may be spelled with dashes (`--trainer.max-epochs=1`); a command line that does not parse
+raises jsonargparse's ArgumentError (the console script shows its one useful line); a configuration
+the machine cannot run (a GPU trainer without a GPU) or that a class refuses on construction raises a
+`UserError` that names it.
+"""
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
 
+import torch
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import LightningCLI
 
 from sed_uda.callbacks.checkpoint import SelectionCheckpoint
-from sed_uda.callbacks.wandb_logging import default_wandb_mode, finish_wandb_runs
+from sed_uda.callbacks.wandb_logging import DiscardEmptyWandbRuns, default_wandb_mode, finish_wandb_runs
+from sed_uda.cli import normalise_options
 from sed_uda.data.datamodule import CrossLingualDataModule
+from sed_uda.errors import UserError
 from sed_uda.models.uda import UDAModule
 
 
@@ -38,23 +48,79 @@ class SedUdaCLI(LightningCLI):
         if config.selection.dirpath is None:
             config.selection.dirpath = f"{trainer.default_root_dir}/checkpoints"
 
+    def instantiate_classes(self) -> None:
+        """Refuse a GPU trainer on a machine without one; report classes refusing their config in one line."""
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        _require_gpu_if_asked(config)
+        try:
+            super().instantiate_classes()
+        except (ValueError, MisconfigurationException) as error:
+            raise ConfigError(f"invalid configuration: {error}") from error
+
     def after_fit(self) -> None:
         finish_wandb_runs(self.trainer)
 
     after_validate = after_test = after_predict = after_fit
 
 
-def training_cli(args: Sequence[str] | None = None, run: bool = True) -> SedUdaCLI:
-    """Build (and by default run) the LightningCLI on `args`."""
+class ConfigError(UserError):
+    """A training configuration that cannot run as given; the message says which value and what to do."""
+
+
+CPU_OVERRIDES = "--trainer.accelerator cpu --trainer.precision 32-true"
+
+
+def _require_gpu_if_asked(config) -> None:  # noqa: ANN001 - jsonargparse Namespace
+    """ConfigError when the trainer asks for a GPU and this machine has none, saying how to use the CPU."""
+    trainer = config.trainer
+    if str(trainer.accelerator).lower() not in ("gpu", "cuda") or torch.cuda.is_available():
+        return
+    configs = ", ".join(str(path) for path in config.get("config") or []) or "the trainer config"
+    extra = " --trainer.strategy auto --trainer.devices 1" if "ddp" in str(trainer.strategy) else ""
+    raise ConfigError(
+        f"{configs}: needs a GPU (trainer.accelerator={trainer.accelerator}, precision={trainer.precision}, "
+        f"strategy={trainer.strategy}) and this machine has none. To run it on the CPU (slowly), add: "
+        f"{CPU_OVERRIDES}{extra}"
+    )
+
+
+def gpu_note(config) -> str:  # noqa: ANN001 - jsonargparse Namespace
+    """ " (needs a GPU, none here)" for a configuration this machine cannot train, else ""."""
+    try:
+        _require_gpu_if_asked(config)
+    except ConfigError:
+        return " (needs a GPU, none here)"
+    return ""
+
+
+def _cli(cli_class: type[SedUdaCLI], args: Sequence[str] | None, run: bool) -> SedUdaCLI:
     default_wandb_mode()
     # Training batches are built in-process (num_workers=0), so this multi-worker caveat does not apply.
     warnings.filterwarnings("ignore", message=r".*`IterableDataset` has `__len__` defined.*")
-    return SedUdaCLI(
+    # `sed-uda` and the grid pass their arguments on purpose, whatever sys.argv holds.
+    warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended to run from within")
+    return cli_class(
         UDAModule,
         CrossLingualDataModule,
-        args=list(args) if args is not None else None,
+        args=normalise_options(args) if args is not None else None,
         run=run,
-        parser_kwargs={"parser_mode": "omegaconf"},
+        parser_kwargs={"parser_mode": "omegaconf", "exit_on_error": False},
         save_config_kwargs={"overwrite": True},
+        trainer_defaults={"callbacks": [DiscardEmptyWandbRuns()]},
         auto_configure_optimizers=False,
     )
+
+
+def training_cli(args: Sequence[str] | None = None, run: bool = True) -> SedUdaCLI:
+    """Build (and by default run) the LightningCLI on `args` (default: the command line)."""
+    return _cli(SedUdaCLI, args, run)
+
+
+class _ParseOnlyCLI(SedUdaCLI):
+    def instantiate_classes(self) -> None:
+        """Nothing is built: the caller only wants the composed configuration."""
+
+
+def resolve_config(args: Sequence[str]):  # noqa: ANN201 - jsonargparse Namespace
+    """The composed configuration of a `fit`-style argument list (no subcommand), building nothing."""
+    return _cli(_ParseOnlyCLI, args, run=False).config

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import netrc
 import os
+import shutil
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -38,6 +39,43 @@ def finish_wandb_runs(trainer: pl.Trainer) -> None:
     for logger in trainer.loggers:
         if isinstance(logger, WandbLogger) and logger._experiment is not None:
             logger.experiment.finish()
+
+
+class DiscardEmptyWandbRuns(Callback):
+    """A run that fails before its first training step logged nothing: remove its local W&B run folder.
+
+    Lightning starts the W&B run before the data is set up, so a bad cache or split would otherwise
+    leave an empty `wandb/offline-run-*` folder (or an empty online run, which is marked failed).
+    """
+
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
+        if trainer.global_step > 0:
+            return
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger) and logger._experiment is not None:
+                _discard_run(logger)
+
+
+def _discard_run(logger: WandbLogger) -> None:
+    import wandb
+
+    run = logger.experiment
+    if run.settings.mode == "disabled":
+        return
+    run_dir = Path(run.dir).parent  # <save_dir>/wandb/offline-run-<time>-<id>/files
+    run.finish(exit_code=1)
+    logger._experiment = None
+    wandb.teardown()  # waits for W&B's service, so nothing writes into the folder once it is removed
+    if run.settings.mode != "offline":
+        return
+    shutil.rmtree(run_dir, ignore_errors=True)
+    latest = run_dir.parent / "latest-run"
+    if latest.is_symlink() and not latest.exists():
+        latest.unlink()
+    if run_dir.parent.is_dir() and not any(run_dir.parent.iterdir()):
+        run_dir.parent.rmdir()
 
 
 class ConfusionMatrixLogger(Callback):
