@@ -1,4 +1,4 @@
-"""End-to-end training through `sed-uda fit`: every experiment config, label hygiene, logged keys."""
+"""End-to-end training through `sed-uda fit`: every experiment config, label hygiene, logged metrics."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 import torch
 import wandb
+from lightning.pytorch.loggers import WandbLogger
 
+from sed_uda.features.store import CacheError
 from sed_uda.training_cli import training_cli
 from tests.conftest import FAST, REPO
-from tests.wandb_offline import history
 
 EXPERIMENTS = sorted((REPO / "configs" / "experiment").glob("*.yaml"))
 
@@ -71,6 +72,41 @@ def test_label_scrambling_is_detectable(tiny_cache: Path, cache_copy: Path, tmp_
 
 
 @pytest.fixture
+def wandb_metrics(monkeypatch: pytest.MonkeyPatch) -> dict[str, float]:
+    """Every metric the run hands its W&B logger (last value per key), recorded in memory."""
+    logged: dict[str, float] = {}
+    original = WandbLogger.log_metrics
+
+    def record(self: WandbLogger, metrics: dict[str, float], step: int | None = None) -> None:
+        logged.update(metrics)
+        original(self, metrics, step)
+
+    monkeypatch.setattr(WandbLogger, "log_metrics", record)
+    return logged
+
+
+def test_metrics_reach_the_wandb_logger_and_csv(
+    wandb_metrics: dict[str, float], tiny_cache: Path, tmp_path: Path
+) -> None:
+    config = REPO / "configs" / "experiment" / "dann_cnn1d_zh2en.yaml"
+    _fit(config, tiny_cache, tmp_path, "--trainer.max_epochs=2", "--trainer.log_every_n_steps=1")
+    for key in (
+        "zh2en/val/target_acc",
+        "zh2en/val/target_f1",
+        "zh2en/val/source_acc",
+        "zh2en/train/grl_lambda",
+        "zh2en/train/domain_acc",
+        "zh2en/val/target_im",
+    ):
+        assert key in wandb_metrics, f"{key} was not handed to the W&B logger"
+    csv = pd.read_csv(next(tmp_path.rglob("metrics.csv")))
+    for key in ("zh2en/val/target_acc", "zh2en/val/source_acc", "zh2en/val/target_im"):
+        assert wandb_metrics[key] == pytest.approx(csv[key].dropna().iloc[-1]), key
+    assert csv["epoch"].max() == 1 and wandb_metrics["epoch"] == 1
+    assert not any(k.startswith("en2zh/") for k in wandb_metrics)
+
+
+@pytest.fixture
 def offline_wandb(monkeypatch: pytest.MonkeyPatch):
     """W&B in offline mode for one test (settings are read once per process, so restart it around)."""
     monkeypatch.setenv("WANDB_MODE", "offline")
@@ -80,24 +116,22 @@ def offline_wandb(monkeypatch: pytest.MonkeyPatch):
     wandb.teardown()
 
 
+def _move_split(cache: Path, language: str, split: str, to: str) -> None:
+    manifest_path = cache / "manifest.csv"
+    manifest = pd.read_csv(manifest_path, dtype=str, keep_default_na=False)
+    manifest.loc[(manifest.language == language) & (manifest.split == split), "split"] = to
+    manifest.to_csv(manifest_path, index=False)
+
+
 @pytest.mark.usefixtures("offline_wandb")
-def test_metrics_reach_wandb_offline_and_csv(tiny_cache: Path, tmp_path: Path) -> None:
-    config = REPO / "configs" / "experiment" / "dann_cnn1d_zh2en.yaml"
-    _fit(config, tiny_cache, tmp_path, "--trainer.max_epochs=2", "--trainer.log_every_n_steps=1")
-    logged = {k: v for row in history(tmp_path) for k, v in row.items()}
-    for key in (
-        "zh2en/val/target_acc",
-        "zh2en/val/target_f1",
-        "zh2en/val/source_acc",
-        "zh2en/train/grl_lambda",
-        "zh2en/train/domain_acc",
-        "zh2en/val/target_im",
-    ):
-        assert key in logged, f"{key} missing from the W&B run"
-    csv = pd.read_csv(next(tmp_path.rglob("metrics.csv")))
-    last = csv["zh2en/val/target_acc"].dropna().iloc[-1]
-    assert logged["zh2en/val/target_acc"] == pytest.approx(last)
-    assert not any(k.startswith("en2zh/") for k in logged)
+def test_a_fit_failing_before_training_leaves_no_wandb_run(cache_copy: Path, tmp_path: Path) -> None:
+    """The W&B run starts before the data is checked; a cache without target validation data then
+    fails the fit, and the run's empty folder must not stay behind."""
+    _move_split(cache_copy, "zh", "val", to="train")
+    config = REPO / "configs" / "experiment" / "dann_cnn1d_en2zh.yaml"
+    with pytest.raises(CacheError, match="no val utterances for language zh"):
+        _fit(config, cache_copy, tmp_path)
+    assert list(tmp_path.rglob("offline-run-*")) == []
 
 
 def test_test_and_predict_commands_reuse_a_fitted_checkpoint(tiny_cache: Path, tmp_path: Path) -> None:
