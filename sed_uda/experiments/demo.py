@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,17 +30,33 @@ QUIET_TRAINER = ["--trainer.enable_model_summary=false", "--trainer.enable_progr
 
 @contextmanager
 def quiet_lightning(spec: GridSpec, verbose: bool) -> Iterator[None]:
-    """Unless `verbose`, run the grid without Lightning's summaries, progress bars and info banners."""
+    """Unless `verbose`, run the grid without model summaries, progress bars and Lightning's chatter."""
     if verbose:
         yield
         return
     spec.overrides = [*(spec.overrides or []), *QUIET_TRAINER]
+    with _quiet_logs():
+        yield
+
+
+@contextmanager
+def _quiet_logs() -> Iterator[None]:
+    """No Lightning info banners, library deprecation notices or Lightning's possible false positives.
+
+    Every other warning and error still shows.
+    """
+    import lightning.pytorch  # noqa: F401 - sets its loggers' levels on import: import before lowering them
+    from lightning.fabric.utilities.warnings import PossibleUserWarning
+
     loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.setLevel(logging.WARNING)
     try:
-        yield
+        with warnings.catch_warnings():
+            for category in (DeprecationWarning, FutureWarning, PossibleUserWarning):
+                warnings.simplefilter("ignore", category)
+            yield
     finally:
         for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
@@ -50,16 +67,21 @@ def check_grid(spec: GridSpec) -> None:
     from sed_uda.training_cli import gpu_note, resolve_config
 
     runs = spec.runs()
-    for index, (config, run_dir, seed) in enumerate(runs, start=1):
-        if not config.is_file():
-            raise UserError(
-                f"{config}: experiment config of grid {spec.name!r} does not exist; add it to "
-                f"{spec.experiments_dir} or remove that cell or direction from the grid"
-            )
-        args = [f"--config={config}", f"--trainer.default_root_dir={run_dir}", f"--seed_everything={seed}"]
-        resolved = resolve_config([*args, *(spec.overrides or [])])
-        state = "done already" if read_record(run_dir) is not None else "to run"
-        console.print(f"[{index}/{len(runs)}] {run_dir}: {state}{gpu_note(resolved)}", markup=False)
+    with _quiet_logs():
+        for index, (config, run_dir, seed) in enumerate(runs, start=1):
+            if not config.is_file():
+                raise UserError(
+                    f"{config}: experiment config of grid {spec.name!r} does not exist; add it to "
+                    f"{spec.experiments_dir} or remove that cell or direction from the grid"
+                )
+            args = [
+                f"--config={config}",
+                f"--trainer.default_root_dir={run_dir}",
+                f"--seed_everything={seed}",
+            ]
+            resolved = resolve_config([*args, *(spec.overrides or [])])
+            state = "done already" if read_record(run_dir) is not None else "to run"
+            console.print(f"[{index}/{len(runs)}] {run_dir}: {state}{gpu_note(resolved)}", markup=False)
     console.print(f"{spec.name}: every configuration of the {len(runs)} runs resolves", markup=False)
 
 

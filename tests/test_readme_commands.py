@@ -1,0 +1,199 @@
+"""Every `sed-uda ...` and `make ...` line of README.md's code blocks, run as a user types it.
+
+Cheap commands run for real on the tiny corpus, with the README's data paths and sizes swapped for the
+session fixtures'. Long ones are checked as far as they go without training for minutes: `grid` with
+`--dry-run` (every run's configuration resolved), GPU or multi-GPU training with `--print_config`,
+`demo` with `--print_config`, and `make` targets with `make -n` (the sed-uda lines that prints are checked
+in turn). A README line this table cannot run fails, naming the line, so README edits stay honest.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from sed_uda.training_cli import gpu_note, resolve_config
+from tests.conftest import FAST, REPO
+from tests.test_cli import sed_uda
+
+README = REPO / "README.md"
+TINY_SYNTH = {"--speakers-per-language": "2", "--utterances-per-emotion": "8", "--seed": "0"}
+"""The size of the session fixture `tiny_corpus` (tests/conftest.py), which synth then finds complete."""
+
+
+@dataclass
+class Fixtures:
+    """Stand-ins for the README's data folders."""
+
+    corpus: Path
+    cache: Path
+    runs: Path
+    tmp: Path
+    capsys: pytest.CaptureFixture[str]
+
+
+def _readme_commands() -> Iterator[tuple[int, list[str]]]:
+    """(line number, argv) of each sed-uda or make command in a fenced code block; `[--opt]` gives two."""
+    in_block = False
+    for number, line in enumerate(README.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.startswith("```"):
+            in_block = not in_block
+            continue
+        for part in line.split("&&") if in_block else []:
+            words = part.split()
+            if not words or (Path(words[0]).name != "sed-uda" and words[0] != "make"):
+                continue
+            argv = shlex.split(part, comments=True)
+            optional = [word for word in argv if word.startswith("[") and word.endswith("]")]
+            yield number, [word for word in argv if word not in optional]
+            if optional:
+                yield number, [word.strip("[]") for word in argv]
+
+
+def _set(argv: list[str], option: str, value: str) -> list[str]:
+    """`argv` with `option`'s value replaced (`--opt v` or `--opt=v`), or the option added."""
+    out, skip = [], False
+    for position, word in enumerate(argv):
+        if skip:
+            skip = False
+        elif word == option:
+            skip = position + 1 < len(argv)
+        elif not word.startswith(option + "="):
+            out.append(word)
+    return [*out, f"{option}={value}"]
+
+
+def _ok(argv: list[str], fx: Fixtures) -> str:
+    status, out, err = sed_uda(argv, fx.capsys)
+    assert status == 0, f"`sed-uda {shlex.join(argv)}` failed:\n{err}"
+    return out
+
+
+def _synth(argv: list[str], fx: Fixtures) -> None:
+    for option, value in TINY_SYNTH.items():
+        argv = _set(argv, option, value)
+    assert "nothing to do" in _ok(_set(argv, "--out", str(fx.corpus)), fx)
+
+
+def _prepare(argv: list[str], fx: Fixtures) -> None:
+    argv = _set(_set(argv, "--root", str(fx.corpus)), "--cache", str(fx.cache))
+    assert "cache up to date" in _ok(argv, fx)
+
+
+def _probe(argv: list[str], fx: Fixtures) -> None:
+    assert "zh" in _ok(_set(argv, "--cache", str(fx.cache)), fx)
+
+
+def _grid(argv: list[str], fx: Fixtures) -> None:
+    assert "resolves" in _ok([*argv, "--dry-run"], fx)
+
+
+def _table(argv: list[str], fx: Fixtures) -> None:
+    out = fx.tmp / "results.md"
+    assert "| DANN | 1D-CNN |" in _ok(_set(_set(argv, "--runs", str(fx.runs)), "--out", str(out)), fx)
+    assert out.is_file()
+
+
+def _demo(argv: list[str], fx: Fixtures) -> None:
+    _ok([*argv, "--print_config"], fx)
+
+
+def _training(argv: list[str], fx: Fixtures) -> None:
+    if "--print_config" in argv:
+        _ok(argv, fx)
+        return
+    resolved = resolve_config(argv[1:])
+    if gpu_note(resolved) or "ddp" in str(resolved.trainer.strategy):
+        _ok([*argv, "--print_config"], fx)  # needs GPUs: parsed and composed, not trained
+        return
+    argv = _set(_set(argv, "--data.cache_dir", str(fx.cache)), "--trainer.default_root_dir", str(fx.tmp))
+    _ok([*argv, *FAST, "--trainer.fast_dev_run=1"], fx)
+
+
+def _make(argv: list[str], fx: Fixtures) -> None:
+    """`make -n TARGET` (prints, runs nothing); the sed-uda lines it would run are checked in turn."""
+    dry = subprocess.run(["make", "-n", "-C", str(REPO), *argv[1:]], capture_output=True, text=True)
+    assert dry.returncode == 0, f"`{shlex.join(argv)}`: {dry.stderr}"
+    for line in dry.stdout.splitlines():
+        words = shlex.split(line)
+        if words and Path(words[0]).name == "sed-uda":
+            run(words[1:], fx)
+
+
+RUNNERS: dict[str, Callable[[list[str], Fixtures], None]] = {
+    "synth": _synth,
+    "prepare": _prepare,
+    "probe": _probe,
+    "grid": _grid,
+    "table": _table,
+    "demo": _demo,
+    "fit": _training,
+    "validate": _training,
+    "test": _training,
+    "predict": _training,
+}
+"""How each sed-uda command of the README is run cheaply."""
+
+
+def run(argv: list[str], fx: Fixtures) -> None:
+    """Run one README command line (without the `sed-uda` word) the cheap way its command allows."""
+    runner = RUNNERS.get(argv[0] if argv else "")
+    assert runner is not None, (
+        f"README command `sed-uda {shlex.join(argv)}`: tests/test_readme_commands.py does not know how to "
+        "run it cheaply; add its command to RUNNERS"
+    )
+    runner(argv, fx)
+
+
+COMMANDS = list(_readme_commands())
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tiny_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished one-cell grid (DANN 1D-CNN en->zh, one epoch of two steps) made by `sed-uda grid`."""
+    runs = tmp_path_factory.mktemp("runs")
+    overrides = [
+        *FAST,
+        f"--data.cache_dir={tiny_cache}",
+        "--trainer.max_epochs=1",
+        "--data.steps_per_epoch=2",
+    ]
+    argv = ["grid", "--name=tiny", f"--runs-dir={runs}", "--directions=[en2zh]", "--seeds=[0]"]
+    cells = json.dumps([{"method": "dann", "encoder": "cnn1d"}])
+    try:
+        from sed_uda.cli import main
+
+        main([*argv, f"--cells={cells}", f"--overrides={json.dumps(overrides)}"])
+    except SystemExit as exit_:
+        assert exit_.code in (0, None)
+    return runs
+
+
+def test_the_readme_has_commands_of_every_kind() -> None:
+    kinds = {argv[0] if argv[0] == "make" else argv[1] for _, argv in COMMANDS}
+    assert {"make", "synth", "prepare", "probe", "fit", "grid", "table"} <= kinds
+
+
+@pytest.mark.parametrize(("number", "argv"), COMMANDS, ids=[f"L{n}-{shlex.join(a)}" for n, a in COMMANDS])
+def test_readme_command(
+    number: int,
+    argv: list[str],
+    tiny_corpus: Path,
+    tiny_cache: Path,
+    tiny_runs: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(REPO)  # README commands run from the repository root
+    fx = Fixtures(tiny_corpus, tiny_cache, tiny_runs, tmp_path, capsys)
+    if argv[0] == "make":
+        _make(argv, fx)
+    else:
+        run(argv[1:], fx)
