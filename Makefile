@@ -12,7 +12,7 @@ export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint format clean
+.PHONY: help install demo notebook test lint format clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -28,6 +28,10 @@ install: $(STAMP) ## Create .venv (python3.11), install pinned torch, then sed_u
 
 demo: install ## The whole study on the bundled corpus: synth -> prepare -> train the 1D-CNN rows -> table
 	$(BIN)/sed-uda demo --data $(DATA)
+
+notebook: install ## Install JupyterLab into .venv (the `notebooks` extra) and open notebooks/
+	@test -x $(BIN)/jupyter-lab || $(BIN)/pip install -q -e '.[dev,notebooks]'
+	$(BIN)/jupyter-lab notebooks
 
 test: install ## Run the test suite (tiny corpus, W&B disabled)
 	WANDB_MODE=disabled $(BIN)/python -m pytest -q
