@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -290,3 +291,27 @@ def test_demo_on_a_folder_synth_did_not_write_is_one_line(tmp_path: Path, capsys
     (tmp_path / "synth_esd" / "0001").mkdir(parents=True)
     status, _, err = sed_uda(["demo", "--data", str(tmp_path)], capsys)
     assert status == 1 and "synth_esd: already holds files" in one_line(err, "demo")
+
+
+def _one_record(runs: Path) -> None:
+    """The smallest finished run `table` reads."""
+    run = runs / "dann_cnn1d_en2zh" / "seed0"
+    run.mkdir(parents=True)
+    test = {"en2zh/test/target_acc": 0.5, "en2zh/test/target_f1": 0.4}
+    selection = {"source_acc": {"uses_target_labels": False, "test": test}}
+    record = {"method": "dann", "encoder": "cnn1d", "direction": "en2zh", "seed": 0, "selection": selection}
+    (run / "record.json").write_text(json.dumps(record))
+
+
+def test_table_outputs_that_cannot_be_written_are_one_line(tmp_path: Path, capsys) -> None:
+    _one_record(tmp_path / "runs")
+    (tmp_path / "file").write_text("keep me")
+    (tmp_path / "folder.md").mkdir()
+    for out, words in ((tmp_path / "file" / "results.md", "in the way"), (tmp_path / "folder.md", "folder")):
+        status, _, err = sed_uda(["table", "--runs", str(tmp_path / "runs"), "--out", str(out)], capsys)
+        assert status == 1 and words in one_line(err, "table")
+    assert (tmp_path / "file").read_text() == "keep me"
+    status, out, _ = sed_uda(
+        ["table", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "t.md")], capsys
+    )
+    assert status == 0 and "| DANN | 1D-CNN | 0.500 |" in out

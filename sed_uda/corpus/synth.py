@@ -60,6 +60,8 @@ from sed_uda.workers import worker_pool
 SPLIT_FOLDERS: dict[str, str] = {"train": "train", "val": "evaluation", "test": "test"}
 """Our split name -> ESD's split folder."""
 MIN_UTTERANCES = 3
+SYNTH_SETTINGS = ("speakers_per_language", "utterances_per_emotion", "seed")
+"""What decides a corpus's files; recorded in its marker, so an interrupted run is finished alike."""
 
 
 @dataclass(frozen=True)
@@ -254,11 +256,7 @@ def synthesize_corpus(
     """
     out = Path(out)
     _validate(speakers_per_language, utterances_per_emotion, workers)
-    settings = {
-        "speakers_per_language": speakers_per_language,
-        "utterances_per_emotion": utterances_per_emotion,
-        "seed": seed,
-    }
+    settings = dict(zip(SYNTH_SETTINGS, (speakers_per_language, utterances_per_emotion, seed), strict=True))
     marker = _resumable(out, settings)
     if marker is not None and marker["complete"]:
         print(f"{out} already holds this corpus (same sizes and seed); nothing to do")

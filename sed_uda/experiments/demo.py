@@ -15,7 +15,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from sed_uda.corpus.synth import synthesize_corpus
+from sed_uda.corpus.esd import read_synth_marker
+from sed_uda.corpus.synth import SYNTH_SETTINGS, synthesize_corpus
 from sed_uda.errors import UserError
 from sed_uda.experiments.grid import GridSpec, load_grid, run_grid
 from sed_uda.experiments.runner import read_record
@@ -90,7 +91,12 @@ def run_demo(data: Path, grid_config: Path, out: Path, workers: int = 2, verbose
     started = time.perf_counter()
     corpus, cache = Path(data) / "synth_esd", Path(data) / "cache"
     console.rule("1/4 corpus")
-    synthesize_corpus(corpus, workers=workers)
+    marker = read_synth_marker(corpus) if corpus.is_dir() else None
+    if marker is not None and marker["complete"]:
+        console.print(f"reusing the corpus in {corpus} (delete it to generate a new one)", markup=False)
+    else:  # a new corpus, or an interrupted one finished with its own settings
+        settings = {key: marker[key] for key in SYNTH_SETTINGS} if marker is not None else {}
+        synthesize_corpus(corpus, workers=workers, **settings)
     console.rule("2/4 features")
     prepare_cache(corpus, cache, workers=workers)
     console.rule("3/4 experiments")
