@@ -54,3 +54,16 @@ def test_workers_and_fork_server_exit_when_the_command_is_killed() -> None:
     for pid in survivors:
         os.kill(pid, signal.SIGKILL)
     assert survivors == [], "worker processes outlived their command"
+
+
+def test_workers_leave_ctrl_c_to_the_command(capfd) -> None:
+    """Ctrl-C reaches every process of the terminal's group; workers must not die with a traceback each."""
+    from sed_uda.workers import worker_pool
+
+    with worker_pool(2) as pool:
+        pids = {future.result() for future in [pool.submit(os.getpid) for _ in range(8)]}
+        for pid in pids:
+            os.kill(pid, signal.SIGINT)
+        assert [future.result() for future in [pool.submit(abs, -1) for _ in range(8)]] == [1] * 8
+        assert all(map(_running, pids))
+    assert "KeyboardInterrupt" not in capfd.readouterr().err
