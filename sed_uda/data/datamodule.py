@@ -176,7 +176,7 @@ class CrossLingualDataModule(LightningDataModule):
             "steps": self.train_steps,
             "seed": self.seed,
         }
-        labels = self._labels(rows)
+        labels = self.labels(rows)
         labelled = LabelledRandomCrops(frames, offsets, torch.from_numpy(rows), labels, **crops, stream=0)
         loaders = {LABELLED: _loader(labelled)}
         if self.unlabelled_target:
@@ -212,7 +212,7 @@ class CrossLingualDataModule(LightningDataModule):
     def _eval_loader(self, language: str, split: str, labelled: bool = True) -> DataLoader:
         frames, offsets = self._tensors()
         rows = self.rows(language, split)
-        labels = self._labels(rows) if labelled else None
+        labels = self.labels(rows) if labelled else None
         batches = EvalBatches(
             frames, offsets, torch.from_numpy(rows), self.max_eval_frames, self.eval_batch_size, labels=labels
         )
@@ -244,7 +244,8 @@ class CrossLingualDataModule(LightningDataModule):
         speakers, names = pd.factorize(self.manifest["speaker"])
         return speakers, [np.flatnonzero(speakers == group) for group in range(len(names))]
 
-    def _labels(self, rows: np.ndarray) -> Tensor:
+    def labels(self, rows: np.ndarray) -> Tensor:
+        """Emotion indices of manifest rows (for training and scoring; never served to the unlabelled side)."""
         return torch.from_numpy(_labels_of(self._loaded_manifest(), rows, self.cache_dir))
 
     def _loaded_manifest(self) -> pd.DataFrame:

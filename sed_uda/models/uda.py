@@ -33,6 +33,7 @@ from sed_uda.models.metrics import (
     flatten_classification,
 )
 from sed_uda.models.schedules import build_lr_scheduler
+from sed_uda.models.selection_signals import DeepEmbeddedValidation, SoftNeighborhoodDensity
 
 Batch = dict[str, torch.Tensor]
 EVAL_LOADERS: dict[str, tuple[str, ...]] = {"val": VAL_LOADERS, "test": TEST_LOADERS}
@@ -111,6 +112,8 @@ class UDAModule(LightningModule):
         self.selection_metrics = nn.ModuleDict(
             {key: InformationMaximization(len(EMOTIONS)) for key in unlabelled}
         )
+        self.neighbourhood_density = nn.ModuleDict({key: SoftNeighborhoodDensity() for key in unlabelled})
+        self.embedded_validation = DeepEmbeddedValidation()
         self._updated: set[str] = set()
         self.confusion: dict[str, torch.Tensor] = {}
         """Confusion matrices of the last val/test epoch, keyed "<stage>/<domain>" (rows = true class)."""
@@ -256,19 +259,27 @@ class UDAModule(LightningModule):
                 f"{stage} dataloader {dataloader_idx} is unexpected: the data module must return the "
                 f"{stage} loaders in the order {names}"
             )
-        key = f"{stage}_{names[dataloader_idx]}"
-        logits = self(batch["x"], batch["lengths"])
+        domain = names[dataloader_idx]
+        key = f"{stage}_{domain}"
+        embedding = self.embed(batch["x"], batch["lengths"]).float()
+        logits = self.classifier(embedding).float()
         if key in self.eval_metrics:
             if "y" not in batch:
-                raise ValueError(f"the {stage} {names[dataloader_idx]} loader must provide labels 'y'")
+                raise ValueError(f"the {stage} {domain} loader must provide labels 'y'")
+            losses = F.cross_entropy(logits, batch["y"], reduction="none")
             self.eval_metrics[key].update(logits.softmax(-1), batch["y"])
-            self.eval_losses[key].update(F.cross_entropy(logits, batch["y"]), weight=len(logits))
+            self.eval_losses[key].update(losses.mean(), weight=len(logits))
+            if stage == "val" and domain == "source":
+                self.embedded_validation.update(embedding, losses)
         else:
             self.selection_metrics[key].update(logits.softmax(-1))
+            self.neighbourhood_density[key].update(logits.softmax(-1))
+            self.embedded_validation.update(embedding)
         self._updated.add(key)
 
     def _log_evaluation_epoch(self, stage: str) -> None:
         """Compute, log and reset the metrics of every loader seen this epoch; keep confusion matrices."""
+        seen = set(self._updated)
         for domain in EVAL_LOADERS[stage]:
             key = f"{stage}_{domain}"
             if key not in self._updated:
@@ -281,10 +292,14 @@ class UDAModule(LightningModule):
                 self.eval_metrics[key].reset()
                 self.eval_losses[key].reset()
             else:
-                values = self.selection_metrics[key].compute()
+                values = {**self.selection_metrics[key].compute(), "snd": self.neighbourhood_density[key].compute()}
                 self.selection_metrics[key].reset()
+                self.neighbourhood_density[key].reset()
             # The unlabelled target loader reports as "target" (en2zh/val/target_im).
             prefix = f"{self.hparams.direction}/{stage}/{domain.removesuffix('_' + UNLABELLED)}"
             for name, value in values.items():
                 self.log(f"{prefix}_{name}", value, add_dataloader_idx=False)
             self._updated.discard(key)
+        if {f"{stage}_source", f"{stage}_target_{UNLABELLED}"} <= seen:
+            self.log(f"{self.hparams.direction}/{stage}/dev_risk", self.embedded_validation.compute())
+        self.embedded_validation.reset()
