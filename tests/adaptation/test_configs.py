@@ -24,7 +24,8 @@ def load(path: Path) -> list[AdaptationLoss]:
     parser = ArgumentParser(exit_on_error=False)
     parser.add_argument("--model.adaptations", type=Sequence[AdaptationLoss], default=())
     config = parser.parse_path(str(path))
-    return list(parser.instantiate_classes(config).model.adaptations)
+    instantiate = getattr(parser, "instantiate", None) or parser.instantiate_classes  # renamed in 4.49
+    return list(instantiate(config).model.adaptations)
 
 
 def test_every_method_has_a_config() -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from jsonargparse import ArgumentParser
 
 from sed_uda.adaptation.self_training import FixMatch
 from sed_uda.models.components.cnn1d import CNN1dEncoder
@@ -36,3 +37,15 @@ def test_config_trains_the_encoder_inside_the_module(path: Path) -> None:
     adaptation.backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.encoder.parameters())
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda path: path.stem)
+def test_config_parses_against_the_modules_signature(path: Path) -> None:
+    """As LightningCLI reads `model:`: the YAML's entries fit `UDAModule(adaptations=...)`."""
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_class_arguments(UDAModule, "model", fail_untyped=False)
+    config = parser.parse_path(str(path))
+    instantiate = getattr(parser, "instantiate", None) or parser.instantiate_classes
+    model = instantiate(config).model
+    model = model if isinstance(model, UDAModule) else UDAModule(**model)  # older jsonargparse: init args
+    assert [type(a) for a in model.adaptations] == [type(a) for a in load(path)]
