@@ -10,7 +10,9 @@ are trained towards their pseudo-label:
     L = 1/B sum_i 1[max q_i >= τ] CE(model(A(u_i)), ŷ_i)      (B target rows, threshold τ).
 
 The normalisation by all B rows (not only the confident ones) follows the paper. No EMA teacher:
-the pseudo-labels come from the model itself, as in FixMatch.
+the pseudo-labels come from the model itself, as in FixMatch. The strong view is a second forward
+pass of the target rows alone (`inputs.classify`), so batch-norm layers see it apart from the joint
+source + target batch, and the step costs one more target forward and backward.
 """
 
 from __future__ import annotations
