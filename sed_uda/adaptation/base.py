@@ -10,6 +10,7 @@ and the number of classes are known, before the optimiser is made.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import torch
@@ -65,3 +66,10 @@ class AdaptationLoss(nn.Module):
 def entropy(probs: Tensor) -> Tensor:
     """Shannon entropy (nats) of each row of class probabilities."""
     return torch.special.entr(probs).sum(-1)
+
+
+def float32_math(tensor: Tensor) -> AbstractContextManager:
+    """A context in which autocast is off on `tensor`'s device, so matrix products, decompositions
+    and kernels of a method run in float32 even inside a bf16/fp16 autocast training step (casting
+    the inputs with `.float()` alone does not stop autocast from running matmuls in bf16)."""
+    return torch.autocast(device_type=tensor.device.type, enabled=False)

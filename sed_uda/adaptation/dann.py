@@ -31,7 +31,9 @@ def grl_lambda(progress: float, lambda_max: float = 1.0, gamma: float = 10.0) ->
 def domain_adversarial_loss(domain_logits: Tensor, n_source: int, weights: Tensor | None = None) -> Tensor:
     """BCE of discriminator logits (first `n_source` rows source = 0, the rest target = 1), the two
     domains weighted equally; optional per-row `weights` (normalised within each domain)."""
-    domain = torch.cat([domain_logits.new_zeros(n_source), domain_logits.new_ones(len(domain_logits) - n_source)])
+    domain = torch.cat(
+        [domain_logits.new_zeros(n_source), domain_logits.new_ones(len(domain_logits) - n_source)]
+    )
     per_row = F.binary_cross_entropy_with_logits(domain_logits, domain, reduction="none")
     if weights is None:
         return 0.5 * (per_row[:n_source].mean() + per_row[n_source:].mean())
