@@ -3,7 +3,8 @@
 Training batch:   {"labelled": {"x", "lengths", "y"}, "unlabelled": {"x", "lengths"}}
                   ("unlabelled" only for models that adapt; it never carries "y")
 Evaluation batch: {"x", "lengths", "y"}, or {"x", "lengths"} for the unlabelled loader
-x is (batch, channels, frames) float, lengths the valid frames of each row (int64),
+x is (batch, channels, frames) float (float32 in training; evaluation batches keep the cache's
+float16 and models cast), lengths the valid frames of each row (int64),
 y the emotion index in `sed_uda.corpus.layout.EMOTIONS`.
 """
 

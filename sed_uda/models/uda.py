@@ -168,7 +168,7 @@ class UDAModule(LightningModule):
         n = labelled["x"].shape[0]
         parts = [labelled] if unlabelled is None else [labelled, unlabelled]
         frames = max(part["x"].shape[-1] for part in parts)
-        x = torch.cat([F.pad(part["x"], (0, frames - part["x"].shape[-1])) for part in parts])
+        x = torch.cat([_pad_frames(part["x"], frames) for part in parts])
         lengths = torch.cat([part["lengths"] for part in parts])
         embedding = self.embed(x, lengths).float()
         logits = self.classifier(embedding).float()
@@ -303,3 +303,8 @@ class UDAModule(LightningModule):
         if {f"{stage}_source", f"{stage}_target_{UNLABELLED}"} <= seen:
             self.log(f"{self.hparams.direction}/{stage}/dev_risk", self.embedded_validation.compute())
         self.embedded_validation.reset()
+
+
+def _pad_frames(x: torch.Tensor, frames: int) -> torch.Tensor:
+    """x zero-padded on the time axis to `frames` (no copy when it already has them)."""
+    return x if x.shape[-1] == frames else F.pad(x, (0, frames - x.shape[-1]))
