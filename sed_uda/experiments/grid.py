@@ -93,7 +93,9 @@ class GridSpec:
                             seed,
                             (Path(experiment), Path(cell.encoder), Path(cell.adaptation)),
                             (f"--seed_everything={seed}", f"--data.seed={seed}", *self.overrides),
-                            Path(self.runs_dir) / f"{cell.method}_{cell.encoder_name}_{direction}" / f"seed{seed}",
+                            Path(self.runs_dir)
+                            / f"{cell.method}_{cell.encoder_name}_{direction}"
+                            / f"seed{seed}",
                         )
                     )
         return out
@@ -128,7 +130,9 @@ def run_grid(spec: GridSpec, quiet: bool = False) -> list[dict]:
             },
         )
         if quiet:
-            accuracy = record["selection"][record["primary_rule"]]["test"].get(f"{run.direction}/test/target_acc")
+            accuracy = record["selection"][record["primary_rule"]]["test"].get(
+                f"{run.direction}/test/target_acc"
+            )
             console.print(f"{label}: target acc {accuracy:.3f} ({record['fit_seconds']:.0f} s)")
         records.append(record)
     return records
