@@ -9,9 +9,12 @@ the machine cannot run (a GPU trainer without a GPU) or that a class refuses on 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import torch
+from jsonargparse import Namespace
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import LightningCLI
 
@@ -28,14 +31,20 @@ class SedUdaCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser) -> None:  # noqa: ANN001 - LightningArgumentParser
         parser.add_lightning_class_args(SelectionCheckpoint, "selection")
-        parser.link_arguments("model.method", "data.method", apply_on="parse")
-        parser.link_arguments("data.num_channels", "model.in_channels", apply_on="instantiate")
+        # The model's parts decide what data it needs; the data decides the model's input and direction.
+        parser.link_arguments(
+            "model.adaptations", "data.unlabelled_target", compute_fn=bool, apply_on="parse"
+        )
+        parser.link_arguments("data.labelled", "model.labelled_domain", apply_on="parse")
+        parser.link_arguments(
+            "data.num_channels", "model.encoder.init_args.in_channels", apply_on="instantiate"
+        )
         parser.link_arguments("data.direction", "model.direction", apply_on="instantiate")
 
     def before_instantiate_classes(self) -> None:
         """Put the run's logs and checkpoints in one folder named after the experiment, unless set."""
         config = self.config[self.subcommand] if self.subcommand else self.config
-        name = f"{config.model.method}_{config.model.encoder}_{config.data.source}2{config.data.target}"
+        name = f"{run_name(config.model, config.data.labelled)}_{config.data.source}2{config.data.target}"
         trainer = config.trainer
         if trainer.default_root_dir is None:
             trainer.default_root_dir = f"runs/{self.subcommand or 'run'}/{name}"
@@ -61,6 +70,18 @@ class SedUdaCLI(LightningCLI):
         finish_wandb_runs(self.trainer)
 
     after_validate = after_test = after_predict = after_fit
+
+
+def run_name(model: Namespace, labelled: str) -> str:
+    """`<adaptations>_<encoder>` from the modules of the configured parts, e.g. `dann_cnn1d`,
+    `cdan+mcc_stats`; `source_only` / `target_supervised` when nothing adapts."""
+    parts = [_module_name(a["class_path"]) for a in model.adaptations or []]
+    method = "+".join(parts) or ("target_supervised" if labelled == "target" else "source_only")
+    return f"{method}_{_module_name(model.encoder.class_path)}"
+
+
+def _module_name(class_path: str) -> str:
+    return class_path.rsplit(".", 2)[-2]
 
 
 class ConfigError(UserError):
@@ -93,6 +114,22 @@ def gpu_note(config) -> str:  # noqa: ANN001 - jsonargparse Namespace
     return ""
 
 
+QUIET_TRAINER: dict[str, bool] = {"enable_model_summary": False, "enable_progress_bar": False}
+"""Trainer defaults inside `quiet_training()`: display only, so they change no result and no grid identity
+(they are defaults, not overrides: a config or command line that sets them still wins)."""
+_quiet: ContextVar[bool] = ContextVar("quiet_training", default=False)
+
+
+@contextmanager
+def quiet_training() -> Iterator[None]:
+    """Training CLIs built inside this block print no model summary and no progress bar by default."""
+    token = _quiet.set(True)
+    try:
+        yield
+    finally:
+        _quiet.reset(token)
+
+
 def _cli(cli_class: type[SedUdaCLI], args: Sequence[str] | None, run: bool) -> SedUdaCLI:
     default_wandb_mode()
     # Training batches are built in-process (num_workers=0), so this multi-worker caveat does not apply.
@@ -106,7 +143,7 @@ def _cli(cli_class: type[SedUdaCLI], args: Sequence[str] | None, run: bool) -> S
         run=run,
         parser_kwargs={"parser_mode": "omegaconf", "exit_on_error": False},
         save_config_kwargs={"overwrite": True},
-        trainer_defaults={"callbacks": [DiscardEmptyWandbRuns()]},
+        trainer_defaults={"callbacks": [DiscardEmptyWandbRuns()], **(QUIET_TRAINER if _quiet.get() else {})},
         auto_configure_optimizers=False,
     )
 

@@ -15,27 +15,42 @@ from sed_uda.features.store import CacheError
 from sed_uda.training_cli import training_cli
 from tests.conftest import FAST, REPO
 
-EXPERIMENTS = sorted((REPO / "configs" / "experiment").glob("*.yaml"))
+CONFIGS = REPO / "configs"
+EN2ZH, ZH2EN = CONFIGS / "experiment" / "en2zh.yaml", CONFIGS / "experiment" / "zh2en.yaml"
+DANN = CONFIGS / "adaptation" / "dann.yaml"
+COMPOSITIONS = [
+    *([experiment] for experiment in sorted((CONFIGS / "experiment").glob("*.yaml"))),
+    *([EN2ZH, encoder, DANN] for encoder in sorted((CONFIGS / "encoder").glob("*.yaml"))),
+    *([EN2ZH, adaptation] for adaptation in sorted((CONFIGS / "adaptation").glob("*.yaml"))),
+]
+"""Every experiment, encoder and adaptation config, each composed the way the README composes them."""
 
 
-def _fit(config: Path, cache: Path, root: Path, *extra: str):
-    args = ["fit", f"--config={config}", f"--data.cache_dir={cache}", f"--trainer.default_root_dir={root}"]
-    return training_cli([*args, *FAST, *extra])
+def _fit(configs: list[Path], cache: Path, root: Path, *extra: str):
+    args = [
+        *(f"--config={c}" for c in configs),
+        f"--data.cache_dir={cache}",
+        f"--trainer.default_root_dir={root}",
+    ]
+    return training_cli(["fit", *args, *FAST, *extra])
 
 
-@pytest.mark.parametrize("config", EXPERIMENTS, ids=lambda p: p.stem)
-def test_every_experiment_config_fits(config: Path, tiny_cache: Path, tmp_path: Path) -> None:
-    cli = _fit(config, tiny_cache, tmp_path, "--trainer.fast_dev_run=1")
+@pytest.mark.parametrize("configs", COMPOSITIONS, ids=lambda cs: "+".join(c.stem for c in cs))
+def test_every_config_fits(configs: list[Path], tiny_cache: Path, tmp_path: Path) -> None:
+    cli = _fit(configs, tiny_cache, tmp_path, "--trainer.fast_dev_run=1")
     assert cli.trainer.state.finished
     assert cli.trainer.global_step == 1
-    assert cli.model.hparams.in_channels == cli.datamodule.num_channels
-    assert cli.datamodule.hparams.method == cli.model.hparams.method  # linked, never set twice
+    assert cli.model.hparams.labelled_domain == cli.datamodule.hparams.labelled  # linked, never set twice
 
 
-def _train_weights(cache: Path, root: Path, method: str = "dann") -> dict[str, torch.Tensor]:
-    config = REPO / "configs" / "experiment" / f"{method}_cnn1d_en2zh.yaml"
+def _train_weights(cache: Path, root: Path) -> dict[str, torch.Tensor]:
     cli = _fit(
-        config, cache, root, "--trainer.max_steps=4", "--trainer.limit_val_batches=0", "--seed_everything=7"
+        [EN2ZH, DANN],
+        cache,
+        root,
+        "--trainer.max_steps=4",
+        "--trainer.limit_val_batches=0",
+        "--seed_everything=7",
     )
     return {k: v.detach().clone() for k, v in cli.model.state_dict().items()}
 
@@ -88,14 +103,13 @@ def wandb_metrics(monkeypatch: pytest.MonkeyPatch) -> dict[str, float]:
 def test_metrics_reach_the_wandb_logger_and_csv(
     wandb_metrics: dict[str, float], tiny_cache: Path, tmp_path: Path
 ) -> None:
-    config = REPO / "configs" / "experiment" / "dann_cnn1d_zh2en.yaml"
-    _fit(config, tiny_cache, tmp_path, "--trainer.max_epochs=2", "--trainer.log_every_n_steps=1")
+    _fit([ZH2EN, DANN], tiny_cache, tmp_path, "--trainer.max_epochs=2", "--trainer.log_every_n_steps=1")
     for key in (
         "zh2en/val/target_acc",
         "zh2en/val/target_f1",
         "zh2en/val/source_acc",
-        "zh2en/train/grl_lambda",
-        "zh2en/train/domain_acc",
+        "zh2en/train/dann_lambda",
+        "zh2en/train/dann_domain_acc",
         "zh2en/val/target_im",
     ):
         assert key in wandb_metrics, f"{key} was not handed to the W&B logger"
@@ -128,18 +142,17 @@ def test_a_fit_failing_before_training_leaves_no_wandb_run(cache_copy: Path, tmp
     """The W&B run starts before the data is checked; a cache without target validation data then
     fails the fit, and the run's empty folder must not stay behind."""
     _move_split(cache_copy, "zh", "val", to="train")
-    config = REPO / "configs" / "experiment" / "dann_cnn1d_en2zh.yaml"
     with pytest.raises(CacheError, match="no val utterances for language zh"):
-        _fit(config, cache_copy, tmp_path)
+        _fit([EN2ZH, DANN], cache_copy, tmp_path)
     assert list(tmp_path.rglob("offline-run-*")) == []
 
 
 def test_test_and_predict_commands_reuse_a_fitted_checkpoint(tiny_cache: Path, tmp_path: Path) -> None:
-    config = REPO / "configs" / "experiment" / "dann_cnn1d_en2zh.yaml"
-    _fit(config, tiny_cache, tmp_path / "fit", "--trainer.max_epochs=1")
+    _fit([EN2ZH, DANN], tiny_cache, tmp_path / "fit", "--trainer.max_epochs=1")
     checkpoint = tmp_path / "fit" / "checkpoints" / "best-source_acc.ckpt"
     assert checkpoint.is_file()
-    common = [f"--config={config}", f"--data.cache_dir={tiny_cache}", f"--ckpt_path={checkpoint}", *FAST]
+    configs = [f"--config={EN2ZH}", f"--config={DANN}"]
+    common = [*configs, f"--data.cache_dir={tiny_cache}", f"--ckpt_path={checkpoint}", *FAST]
     tested = training_cli(["test", *common, f"--trainer.default_root_dir={tmp_path / 'test'}"])
     metrics = tested.trainer.callback_metrics
     assert {"en2zh/test/target_acc", "en2zh/test/source_f1"} <= set(metrics)

@@ -17,7 +17,6 @@ from rich.console import Console
 
 from sed_uda.corpus.esd import read_synth_marker
 from sed_uda.corpus.synth import SYNTH_SETTINGS, synthesize_corpus
-from sed_uda.errors import UserError
 from sed_uda.experiments.grid import GridSpec, load_grid, run_grid
 from sed_uda.experiments.runner import read_record
 from sed_uda.experiments.table import write_tables
@@ -25,36 +24,25 @@ from sed_uda.features.cache import prepare_cache
 
 console = Console()
 
-QUIET_TRAINER = ["--trainer.enable_model_summary=false", "--trainer.enable_progress_bar=false"]
-"""Trainer overrides that keep a grid run to its progress line; display only, results are unchanged."""
-
 
 @contextmanager
-def quiet_lightning(spec: GridSpec, verbose: bool) -> Iterator[None]:
-    """Unless `verbose`, run the grid without model summaries, progress bars and Lightning's chatter."""
+def quiet_lightning(verbose: bool) -> Iterator[None]:
+    """Unless `verbose`: no model summaries, progress bars, info banners, library deprecation notices or
+    Lightning's possible false positives (every other warning and error still shows)."""
     if verbose:
         yield
         return
-    spec.overrides = [*(spec.overrides or []), *QUIET_TRAINER]
-    with _quiet_logs():
-        yield
-
-
-@contextmanager
-def _quiet_logs() -> Iterator[None]:
-    """No Lightning info banners, library deprecation notices or Lightning's possible false positives.
-
-    Every other warning and error still shows.
-    """
     import lightning.pytorch  # noqa: F401 - sets its loggers' levels on import: import before lowering them
     from lightning.fabric.utilities.warnings import PossibleUserWarning
+
+    from sed_uda.training_cli import quiet_training
 
     loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.setLevel(logging.WARNING)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), quiet_training():
             for category in (DeprecationWarning, FutureWarning, PossibleUserWarning):
                 warnings.simplefilter("ignore", category)
             yield
@@ -68,21 +56,17 @@ def check_grid(spec: GridSpec) -> None:
     from sed_uda.training_cli import gpu_note, resolve_config
 
     runs = spec.runs()
-    with _quiet_logs():
-        for index, (config, run_dir, seed) in enumerate(runs, start=1):
-            if not config.is_file():
-                raise UserError(
-                    f"{config}: experiment config of grid {spec.name!r} does not exist; add it to "
-                    f"{spec.experiments_dir} or remove that cell or direction from the grid"
+    with quiet_lightning(verbose=False):
+        for index, run in enumerate(runs, start=1):
+            args = [*(f"--config={config}" for config in run.configs), *run.overrides]
+            resolved = resolve_config([*args, f"--trainer.default_root_dir={run.run_dir}"])
+            record = read_record(run.run_dir)
+            state = "to run"
+            if record is not None:
+                state = (
+                    "done already" if record.get("run_id") == run.run_id else "settings changed: to re-run"
                 )
-            args = [
-                f"--config={config}",
-                f"--trainer.default_root_dir={run_dir}",
-                f"--seed_everything={seed}",
-            ]
-            resolved = resolve_config([*args, *(spec.overrides or [])])
-            state = "done already" if read_record(run_dir) is not None else "to run"
-            console.print(f"[{index}/{len(runs)}] {run_dir}: {state}{gpu_note(resolved)}", markup=False)
+            console.print(f"[{index}/{len(runs)}] {run.run_dir}: {state}{gpu_note(resolved)}", markup=False)
     console.print(f"{spec.name}: every configuration of the {len(runs)} runs resolves", markup=False)
 
 
@@ -102,8 +86,8 @@ def run_demo(data: Path, grid_config: Path, out: Path, workers: int = 2, verbose
     console.rule("3/4 experiments")
     spec = load_grid(grid_config)
     spec.overrides = [*(spec.overrides or []), f"--data.cache_dir={cache}"]
-    with quiet_lightning(spec, verbose):
-        run_grid(spec)
+    with quiet_lightning(verbose):
+        run_grid(spec, quiet=not verbose)
     console.rule("4/4 results")
     text = write_tables(spec.runs_dir, out)
     console.print(text)
