@@ -62,7 +62,7 @@ def normalise_options(args: Sequence[str], flags: set[str] = frozenset()) -> lis
         name = name[2:].replace("-", "_")
         following = args[position + 1] if position + 1 < len(args) else ""
         if not eq and name in flags and following.lower() not in ("true", "false"):
-            name, eq, value = name, "=", "true"
+            eq, value = "=", "true"
         elif not eq and name.startswith("no_") and name[3:] in flags:
             name, eq, value = name[3:], "=", "false"
         out.append(f"--{name}{eq}{value}")
@@ -90,6 +90,14 @@ def _tool_parser_class() -> type:
     return ToolParser
 
 
+class _ArgumentProblem(Exception):
+    """A command line that cannot be parsed; `hint` says where to read more."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
 def _run(args: list[str]) -> None:
     command = args[0]
     if command in TOOL_COMMANDS:
@@ -109,12 +117,6 @@ def _run(args: list[str]) -> None:
     else:
         choices = ", ".join([*TOOL_COMMANDS, *TRAINING_COMMANDS])
         raise _ArgumentProblem(f"unknown command {command!r}; the commands are {choices}", hint="")
-
-
-class _ArgumentProblem(Exception):
-    def __init__(self, message: str, hint: str) -> None:
-        super().__init__(message)
-        self.hint = hint
 
 
 def _argument_problem(error: Exception, command: str) -> _ArgumentProblem | None:

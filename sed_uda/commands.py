@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from sed_uda.errors import BadArgument
 from sed_uda.experiments.grid import Cell
 from sed_uda.experiments.selection import RULES
 
@@ -95,7 +96,12 @@ def grid(
     from sed_uda.experiments.demo import check_grid, quiet_lightning
     from sed_uda.experiments.grid import GridSpec, run_grid
 
-    spec = GridSpec(name, runs_dir, cells or [], directions or {}, seeds or [0], overrides or [])
+    if not cells or not directions:
+        raise BadArgument(
+            "grid needs --cells and --directions; give them in a grid config: "
+            "sed-uda grid --config configs/grid/demo.yaml (see configs/grid/)"
+        )
+    spec = GridSpec(name, runs_dir, cells, directions, seeds or [0], overrides or [])
     if dry_run:
         check_grid(spec)
         return

@@ -333,3 +333,8 @@ def test_table_outputs_that_cannot_be_written_are_one_line(tmp_path: Path, capsy
         ["table", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "t.md")], capsys
     )
     assert status == 0 and "0.500" in out and (tmp_path / "t.md").is_file()
+
+
+def test_grid_without_a_config_says_how_to_give_one(capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = sed_uda(["grid"], capsys)
+    assert status == 1 and "sed-uda grid --config configs/grid/" in one_line(err, "grid")
