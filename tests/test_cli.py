@@ -338,3 +338,16 @@ def test_table_outputs_that_cannot_be_written_are_one_line(tmp_path: Path, capsy
 def test_grid_without_a_config_says_how_to_give_one(capsys: pytest.CaptureFixture[str]) -> None:
     status, _, err = sed_uda(["grid"], capsys)
     assert status == 1 and "sed-uda grid --config configs/grid/" in one_line(err, "grid")
+
+
+def test_grid_dry_run_resolves_every_run_without_training(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    monkeypatch.chdir(REPO)  # grid configs name their files relative to the repository root
+    runs = tmp_path / "runs"
+    status, out, err = sed_uda(
+        ["grid", "--config", "configs/grid/demo.yaml", f"--runs-dir={runs}", "--dry-run"], capsys
+    )
+    assert status == 0, err
+    assert "demo: every configuration of the 6 runs resolves" in out and out.count(": to run") == 6
+    assert not runs.exists()
