@@ -1,0 +1,31 @@
+"""Checkpoints trained on the tiny cache (global and per-speaker normalisation), one per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FAST, REPO
+
+
+def fit_tiny(cache: Path, root: Path, *extra: str):
+    from sed_uda.training_cli import training_cli
+
+    config = REPO / "configs" / "experiment" / "dann_cnn1d_en2zh.yaml"
+    args = [f"--config={config}", f"--data.cache_dir={cache}", f"--trainer.default_root_dir={root}"]
+    return training_cli(["fit", *args, *FAST, "--trainer.max_epochs=2", *extra])
+
+
+@pytest.fixture(scope="session")
+def global_run(tiny_cache: Path, tmp_path_factory: pytest.TempPathFactory):
+    """(LightningCLI after fit, its last.ckpt) with global normalisation."""
+    cli = fit_tiny(tiny_cache, tmp_path_factory.mktemp("global_run"))
+    return cli, Path(cli.trainer.default_root_dir) / "checkpoints" / "last.ckpt"
+
+
+@pytest.fixture(scope="session")
+def speaker_run(tiny_cache: Path, tmp_path_factory: pytest.TempPathFactory):
+    """(LightningCLI after fit, its last.ckpt) with per-speaker normalisation."""
+    cli = fit_tiny(tiny_cache, tmp_path_factory.mktemp("speaker_run"), "--data.normalization=speaker")
+    return cli, Path(cli.trainer.default_root_dir) / "checkpoints" / "last.ckpt"
