@@ -63,31 +63,28 @@ def probe(cache: Path = Path("data/cache")) -> None:
 
 
 def grid(
-    name: str = "poster",
-    runs_dir: Path = Path("runs/poster"),
-    experiments_dir: Path = Path("configs/experiment"),
+    name: str = "grid",
+    runs_dir: Path = Path("runs/grid"),
     cells: list[Cell] | None = None,
-    directions: list[str] | None = None,
+    directions: dict[str, Path] | None = None,
     seeds: list[int] | None = None,
     overrides: list[str] | None = None,
 ) -> None:
     """Run every cell of an experiment grid (fit + test per selection rule); finished cells are skipped.
 
-    Usually given as `sed-uda grid --config configs/grid/poster.yaml`.
+    Usually given as `sed-uda grid --config configs/grid/methods_cpu.yaml`.
 
     Args:
         name: Grid name (for progress and records).
-        runs_dir: Where each run writes <method>_<encoder>_<direction>/seed<k>/.
-        experiments_dir: Folder of experiment configs named <method>_<encoder>_<direction>.yaml.
-        cells: Method and encoder of each row of the table.
-        directions: Adaptation directions, e.g. [en2zh, zh2en].
+        runs_dir: Where each run writes <adaptation>_<encoder>_<direction>/seed<k>/.
+        cells: Rows of the table: {adaptation: configs/adaptation/X.yaml, encoder: configs/encoder/Y.yaml}.
+        directions: Direction name -> its experiment config, e.g. {en2zh: configs/experiment/en2zh.yaml}.
         seeds: Seeds per cell.
         overrides: Extra LightningCLI arguments for every run, e.g. ["--trainer.max_epochs=5"].
     """
     from sed_uda.experiments.grid import GridSpec, run_grid
 
-    spec = GridSpec(name, runs_dir, experiments_dir, cells, directions, seeds, overrides)
-    run_grid(spec)
+    run_grid(GridSpec(name, runs_dir, cells or [], directions or {}, seeds or [0], overrides or []))
 
 
 def table(

@@ -6,6 +6,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from jsonargparse import Namespace
 from lightning.pytorch import Trainer
 from lightning.pytorch.cli import LightningCLI
 
@@ -29,14 +30,20 @@ class SedUdaCLI(LightningCLI):
             default=False,
             help="validate/test/predict without --ckpt_path (random weights)",
         )
-        parser.link_arguments("model.method", "data.method", apply_on="parse")
-        parser.link_arguments("data.num_channels", "model.in_channels", apply_on="instantiate")
+        # The model's parts decide what data it needs; the data decides the model's input and direction.
+        parser.link_arguments(
+            "model.adaptations", "data.unlabelled_target", compute_fn=bool, apply_on="parse"
+        )
+        parser.link_arguments("data.labelled", "model.labelled_domain", apply_on="parse")
+        parser.link_arguments(
+            "data.num_channels", "model.encoder.init_args.in_channels", apply_on="instantiate"
+        )
         parser.link_arguments("data.direction", "model.direction", apply_on="instantiate")
 
     def before_instantiate_classes(self) -> None:
         """Put the run's logs and checkpoints in one folder named after the experiment, unless set."""
         config = self.config[self.subcommand] if self.subcommand else self.config
-        name = f"{config.model.method}_{config.model.encoder}_{config.data.source}2{config.data.target}"
+        name = f"{run_name(config.model, config.data.labelled)}_{config.data.source}2{config.data.target}"
         trainer = config.trainer
         if trainer.default_root_dir is None:
             trainer.default_root_dir = f"runs/{self.subcommand or 'run'}/{name}"
@@ -109,6 +116,18 @@ class SedUdaCLI(LightningCLI):
         finish_wandb_runs(self.trainer)
 
     after_validate = after_test = after_predict = after_fit
+
+
+def run_name(model: Namespace, labelled: str) -> str:
+    """`<adaptations>_<encoder>` from the modules of the configured parts, e.g. `dann_cnn1d`,
+    `cdan+mcc_stats`; `source_only` / `target_supervised` when nothing adapts."""
+    parts = [_module_name(a["class_path"]) for a in model.adaptations or []]
+    method = "+".join(parts) or ("target_supervised" if labelled == "target" else "source_only")
+    return f"{method}_{_module_name(model.encoder.class_path)}"
+
+
+def _module_name(class_path: str) -> str:
+    return class_path.rsplit(".", 2)[-2]
 
 
 def training_cli(args: Sequence[str] | None = None, run: bool = True) -> SedUdaCLI:

@@ -243,15 +243,23 @@ class EvalBatches(Dataset):
         sizes = utterance_sizes(offsets, rows).clamp(max=max_frames)
         order = torch.from_numpy(np.lexsort((rows.numpy(), sizes.numpy())))
         self._batches = list(torch.split(order, batch_size))
+        self._built: dict[int, Batch] = {}
 
     def __len__(self) -> int:
         return len(self._batches)
 
     def __getitem__(self, index: int) -> Batch:
+        """The batch, gathered on first use and kept (x in the frames' dtype, so float16 frames cost
+        half): evaluation batches never change, so later epochs only read them."""
+        if index not in self._built:
+            self._built[index] = self._gather(index)
+        return self._built[index]
+
+    def _gather(self, index: int) -> Batch:
         picks = self._batches[index]
         rows = self.rows[picks]
         x, lengths = centre_crops(self.frames, self.offsets, rows, self.max_frames)
-        batch = {"x": x, "lengths": lengths}
+        batch = {"x": x.to(self.frames.dtype), "lengths": lengths}
         if self.labels is not None:
             batch["y"] = self.labels[picks]
         if self.with_rows:

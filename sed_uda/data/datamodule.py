@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from sed_uda.corpus.layout import EMOTIONS, LANGUAGES, SPLITS
 from sed_uda.data.crops import EvalBatches, LabelledRandomCrops, RandomCrops, StreamLoader
-from sed_uda.data.keys import LABELLED, METHODS, UNLABELLED, direction_name
+from sed_uda.data.keys import LABELLED, UNLABELLED, direction_name
 from sed_uda.data.normalization import ChannelStats, standardise
 from sed_uda.features.config import FEATURE_NAMES, FeatureConfig
 from sed_uda.features.store import CacheError, load_cache, read_meta
@@ -45,9 +45,10 @@ class CrossLingualDataModule(LightningDataModule):
     """Source-labelled and target-unlabelled training batches plus evaluation loaders for one direction.
 
     Training yields `{"labelled": {"x", "lengths", "y"}, "unlabelled": {"x", "lengths"}}` with random
-    `crop_frames` crops: labelled = source train (dann, source_only) or target train (target_supervised,
-    the supervised upper bound); unlabelled = target train, for dann only, served by a dataset that never
-    receives labels. Evaluation uses whole utterances (centre crop beyond `max_eval_frames`).
+    `crop_frames` crops: labelled = source train (or target train for the target-supervised upper
+    bound); unlabelled = target train, served (when `unlabelled_target`) by a dataset that never
+    receives labels. The data module knows no method: the CLI turns `unlabelled_target` on when the
+    model has adaptation losses. Evaluation uses whole utterances (centre crop beyond `max_eval_frames`).
     """
 
     def __init__(
@@ -55,7 +56,8 @@ class CrossLingualDataModule(LightningDataModule):
         cache_dir: str = "data/cache",
         source: Literal["en", "zh"] = "en",
         target: Literal["en", "zh"] = "zh",
-        method: Literal["dann", "source_only", "target_supervised"] = "dann",
+        labelled: Literal["source", "target"] = "source",
+        unlabelled_target: bool = True,
         features: Sequence[str] = FEATURE_NAMES,
         crop_frames: int = 128,
         max_eval_frames: int = 1024,
@@ -70,8 +72,11 @@ class CrossLingualDataModule(LightningDataModule):
             cache_dir: Feature cache written by `sed-uda prepare`.
             source: Language whose labels train the classifier.
             target: Language adapted to; its labels are used only for evaluation (and for training by
-                `target_supervised`).
-            method: Training method of the model (the CLI links it from model.method).
+                the upper bound, `labelled: target`).
+            labelled: Which language's train labels the model learns from: "source" (every UDA run)
+                or "target" (the target-supervised upper bound).
+            unlabelled_target: Serve an unlabelled target-train batch with every training batch (the
+                CLI sets it from whether the model has adaptation losses).
             features: Feature blocks to feed the model, any subset of zcr, mfcc, mel, contrast; channels
                 keep the cache's stacking order whatever order they are named in.
             crop_frames: Frames of each random training crop (shorter utterances are zero-padded).
@@ -87,7 +92,7 @@ class CrossLingualDataModule(LightningDataModule):
         super().__init__()
         _check_choice("source", source, LANGUAGES)
         _check_choice("target", target, LANGUAGES)
-        _check_choice("method", method, METHODS)
+        _check_choice("labelled", labelled, ("source", "target"))
         _check_choice("normalization", normalization, NORMALIZATIONS)
         if source == target:
             raise ValueError(f"source and target are both {source!r}; choose two different languages")
@@ -102,7 +107,8 @@ class CrossLingualDataModule(LightningDataModule):
                 raise ValueError(f"{name} must be a positive number, got {value}")
         self.save_hyperparameters()
         self.cache_dir = Path(cache_dir)
-        self.source, self.target, self.method = source, target, method
+        self.source, self.target = source, target
+        self.labelled, self.unlabelled_target = labelled, unlabelled_target
         self.features = _check_features(features)
         self.crop_frames, self.max_eval_frames = crop_frames, max_eval_frames
         self.normalization = normalization
@@ -128,7 +134,7 @@ class CrossLingualDataModule(LightningDataModule):
     @property
     def labelled_language(self) -> str:
         """The language whose train labels the model learns from."""
-        return self.target if self.method == "target_supervised" else self.source
+        return self.target if self.labelled == "target" else self.source
 
     @property
     def train_steps(self) -> int:
@@ -160,7 +166,8 @@ class CrossLingualDataModule(LightningDataModule):
         return np.flatnonzero(keep)
 
     def train_dataloader(self) -> CombinedLoader:
-        """`train_steps` paired batches {"labelled": ..., "unlabelled": ...} ("unlabelled" for dann only)."""
+        """`train_steps` paired batches {"labelled": ..., "unlabelled": ...} ("unlabelled" only when
+        `unlabelled_target`)."""
         frames, offsets = self._tensors()
         rows = self.rows(self.labelled_language, "train")
         crops = {
@@ -169,10 +176,10 @@ class CrossLingualDataModule(LightningDataModule):
             "steps": self.train_steps,
             "seed": self.seed,
         }
-        labels = self._labels(rows)
+        labels = self.labels(rows)
         labelled = LabelledRandomCrops(frames, offsets, torch.from_numpy(rows), labels, **crops, stream=0)
         loaders = {LABELLED: StreamLoader(labelled)}
-        if self.method == "dann":
+        if self.unlabelled_target:
             target_rows = torch.from_numpy(self.rows(self.target, "train"))
             loaders[UNLABELLED] = StreamLoader(RandomCrops(frames, offsets, target_rows, **crops, stream=1))
         # Both sides cycle inside their own stream and yield exactly `train_steps` batches, so
@@ -205,7 +212,7 @@ class CrossLingualDataModule(LightningDataModule):
     def _eval_loader(self, language: str, split: str, labelled: bool = True) -> DataLoader:
         frames, offsets = self._tensors()
         rows = self.rows(language, split)
-        labels = self._labels(rows) if labelled else None
+        labels = self.labels(rows) if labelled else None
         batches = EvalBatches(
             frames, offsets, torch.from_numpy(rows), self.max_eval_frames, self.eval_batch_size, labels=labels
         )
@@ -237,7 +244,8 @@ class CrossLingualDataModule(LightningDataModule):
         speakers, names = pd.factorize(self.manifest["speaker"])
         return speakers, [np.flatnonzero(speakers == group) for group in range(len(names))]
 
-    def _labels(self, rows: np.ndarray) -> Tensor:
+    def labels(self, rows: np.ndarray) -> Tensor:
+        """Emotion indices of manifest rows (training and scoring; never served to the unlabelled side)."""
         return torch.from_numpy(_labels_of(self._loaded_manifest(), rows, self.cache_dir))
 
     def _loaded_manifest(self) -> pd.DataFrame:

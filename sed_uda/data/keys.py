@@ -1,9 +1,10 @@
 """Names shared by the data module and the model: batch keys and evaluation loaders.
 
 Training batch:   {"labelled": {"x", "lengths", "y"}, "unlabelled": {"x", "lengths"}}
-                  ("unlabelled" only for methods that adapt; it never carries "y")
+                  ("unlabelled" only for models that adapt; it never carries "y")
 Evaluation batch: {"x", "lengths", "y"}, or {"x", "lengths"} for the unlabelled loader
-x is (batch, channels, frames) float, lengths the valid frames of each row (int64),
+x is (batch, channels, frames) float (float32 in training; evaluation batches keep the cache's
+float16 and models cast), lengths the valid frames of each row (int64),
 y the emotion index in `sed_uda.corpus.layout.EMOTIONS`.
 """
 
@@ -20,8 +21,6 @@ oracle; it never feeds training."""
 
 TEST_LOADERS: tuple[str, ...] = ("source", "target")
 """Test dataloaders in order: source test, target test."""
-
-METHODS: tuple[str, ...] = ("dann", "source_only", "target_supervised")
 
 
 def direction_name(source: str, target: str) -> str:

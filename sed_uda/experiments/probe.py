@@ -25,8 +25,14 @@ COLUMNS: tuple[str, ...] = ("train_language", "test_language", "accuracy", "macr
 
 def pooled_features(cache: FeatureCache) -> np.ndarray:
     """(utterances, 2 * channels): per-channel mean and standard deviation over each utterance's frames."""
-    features = np.asarray(cache.features, dtype=np.float32)
-    starts, lengths = cache.offsets[:-1], cache.lengths
+    return pooled_statistics(np.asarray(cache.features, dtype=np.float32), cache.offsets)
+
+
+def pooled_statistics(frames: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """(utterances, 2 * channels) mean and std over time of stacked frames (utterance i is
+    frames[offsets[i]:offsets[i + 1]])."""
+    features = np.asarray(frames, dtype=np.float32)
+    starts, lengths = offsets[:-1], np.diff(offsets)
     sums = np.add.reduceat(features, starts, axis=0)
     squares = np.add.reduceat(features.astype(np.float64) ** 2, starts, axis=0)
     mean = sums / lengths[:, None]

@@ -23,9 +23,17 @@ def read_record(run_dir: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def run_experiment(configs: Sequence[Path], run_dir: Path, overrides: Sequence[str] = ()) -> dict:
-    """Fit from LightningCLI config files (+ overrides), test under every selection rule, write the record."""
+def run_experiment(
+    configs: Sequence[Path], run_dir: Path, overrides: Sequence[str] = (), labels: dict | None = None
+) -> dict:
+    """Fit from LightningCLI config files (+ overrides), test under every selection rule, write the record.
+
+    `labels` (method and encoder names, the run's identity) are stored in the record as given.
+    """
+    import torch
+
     from sed_uda.callbacks.checkpoint import SelectionCheckpoint
+    from sed_uda.callbacks.history import ValidationHistory
     from sed_uda.callbacks.wandb_logging import finish_wandb_runs
     from sed_uda.training_cli import training_cli
 
@@ -42,6 +50,8 @@ def run_experiment(configs: Sequence[Path], run_dir: Path, overrides: Sequence[s
     }
     checkpoints[primary.rule.name] = primary  # tested last, so the run's final logs are the primary rule's
     trainer.callbacks.extend(cb for cb in checkpoints.values() if cb is not primary)
+    history = ValidationHistory()
+    trainer.callbacks.append(history)
 
     started = time.perf_counter()
     trainer.fit(model, datamodule=data)
@@ -65,9 +75,14 @@ def run_experiment(configs: Sequence[Path], run_dir: Path, overrides: Sequence[s
 
     hp = model.hparams
     record = {
-        "method": hp.method,
-        "encoder": hp.encoder,
+        **(labels or {}),
         "direction": hp.direction,
+        "adapts": model.needs_unlabelled,
+        "labelled_domain": hp.labelled_domain,
+        "normalization": data.normalization,
+        "cache_dir": str(data.cache_dir),
+        "features": list(data.features),
+        "threads": torch.get_num_threads(),
         "seed": cli.config.get("seed_everything"),
         "configs": [str(c) for c in configs],
         "overrides": list(overrides),
@@ -76,6 +91,7 @@ def run_experiment(configs: Sequence[Path], run_dir: Path, overrides: Sequence[s
         "fit_seconds": fit_seconds,
         "primary_rule": primary.rule.name,
         "selection": selection,
+        "history": history.epochs,
     }
     _write_json_atomic(run_dir / RECORD, record)
     return record

@@ -41,6 +41,20 @@ RULES: dict[str, SelectionRule] = {
             "target_entropy", "target_entropy", "min", False, "mean prediction entropy on unlabelled target"
         ),
         SelectionRule(
+            "target_snd",
+            "target_snd",
+            "max",
+            False,
+            "soft neighbourhood density of predictions on unlabelled target-train (Saito et al. 2021)",
+        ),
+        SelectionRule(
+            "dev",
+            "dev_risk",
+            "min",
+            False,
+            "deep embedded validation: source validation loss weighted to the target (You et al. 2019)",
+        ),
+        SelectionRule(
             "target_oracle", "target_acc", "max", True, "ORACLE: target-language validation labels"
         ),
         SelectionRule(

@@ -1,14 +1,12 @@
 """Training schedules as functions of progress p = step / total_steps in [0, 1].
 
-`grl_lambda` ramps the gradient-reversal strength up from 0 so the discriminator's noisy early
-signal does not disturb the encoder (Ganin et al., 2016, section 5.2.2); `ganin_lr_factor` is the
-matching annealed learning rate from the same paper.  Both depend only on the step count, so a run
-resumed from a checkpoint continues them exactly.
+`ganin_lr_factor` is the annealed learning rate of Ganin et al. (2016, section 5.2.2). Schedules
+depend only on the step count, so a run resumed from a checkpoint continues them exactly (the
+gradient-reversal schedule lives with DANN in `sed_uda.adaptation.dann`).
 """
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 from torch.optim import Optimizer
@@ -16,11 +14,6 @@ from torch.optim.lr_scheduler import CosineAnnealingLR, LambdaLR, LinearLR, LRSc
 
 SchedulerName = Literal["none", "ganin", "cosine"]
 SCHEDULERS: tuple[str, ...] = ("none", "ganin", "cosine")
-
-
-def grl_lambda(progress: float, lambda_max: float = 1.0, gamma: float = 10.0) -> float:
-    """GRL coefficient `lambda_max * (2 / (1 + exp(-gamma * p)) - 1)`: 0 at p=0, near lambda_max at p=1."""
-    return lambda_max * (2.0 / (1.0 + math.exp(-gamma * progress)) - 1.0)
 
 
 def ganin_lr_factor(progress: float, alpha: float = 10.0, beta: float = 0.75) -> float:

@@ -1,34 +1,39 @@
-"""The LightningModule: cross-lingual emotion recognition trained as DANN, source-only or target-supervised.
+"""The LightningModule: an injected encoder, an emotion classifier and injected adaptation losses.
 
-It wires an encoder, an emotion classifier and (for DANN) a gradient-reversal layer and domain
-discriminator, computes the losses in float32 (safe under "bf16-mixed"), and logs metrics under
-`<direction>/<stage>/<domain>_<metric>` (e.g. `en2zh/val/target_uar`).  The batch layout is the
-contract in `sed_uda.data.keys`.
+It knows no method names. The training loss is `class loss + sum(weight_i * adaptation_i)` over the
+adaptation losses given (none: source-only, or the target-supervised upper bound when the data module
+labels the target side). Losses are computed in float32 (safe under "bf16-mixed") and metrics are
+logged under `<direction>/<stage>/<domain>_<metric>` (e.g. `en2zh/val/target_uar`). The batch layout
+is the contract in `sed_uda.data.keys`.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from lightning.pytorch import LightningModule
+from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
 from torch import nn
 from torchmetrics import MeanMetric
 
+from sed_uda.adaptation.base import AdaptationInputs, AdaptationLoss
 from sed_uda.corpus.layout import EMOTIONS
-from sed_uda.data.keys import LABELLED, METHODS, TEST_LOADERS, UNLABELLED, VAL_LOADERS
-from sed_uda.models.components.encoders import build_encoder
-from sed_uda.models.components.grl import GradientReversalLayer
-from sed_uda.models.components.heads import DomainDiscriminator, EmotionClassifier
+from sed_uda.data.augment import FeatureAugment
+from sed_uda.data.keys import LABELLED, TEST_LOADERS, UNLABELLED, VAL_LOADERS
+from sed_uda.models.components.cnn1d import CNN1dEncoder
+from sed_uda.models.components.heads import EmotionClassifier
 from sed_uda.models.metrics import (
     CONFUSION,
     InformationMaximization,
     classification_metrics,
     flatten_classification,
 )
-from sed_uda.models.schedules import build_lr_scheduler, grl_lambda
+from sed_uda.models.schedules import build_lr_scheduler
+from sed_uda.models.selection_signals import DeepEmbeddedValidation, SoftNeighborhoodDensity
 
 Batch = dict[str, torch.Tensor]
 EVAL_LOADERS: dict[str, tuple[str, ...]] = {"val": VAL_LOADERS, "test": TEST_LOADERS}
@@ -36,24 +41,21 @@ EVAL_LOADERS: dict[str, tuple[str, ...]] = {"val": VAL_LOADERS, "test": TEST_LOA
 
 
 class UDAModule(LightningModule):
-    """Speech emotion recognition across languages with optional domain-adversarial adaptation.
+    """Speech emotion recognition across languages, adapted by the losses it is given.
 
     Args:
-        method: "dann" trains on labelled source + unlabelled target batches with a domain
-            discriminator behind a gradient-reversal layer; "source_only" and "target_supervised"
-            use the class loss only (the data module decides which domain is labelled).
-        encoder: "cnn1d" (small temporal CNN) or "resnet50" (the feature map as an image).
-        in_channels: feature channels of x (176 = zcr 1 + mfcc 40 + mel 128 + contrast 7); cnn1d only.
+        encoder: utterance encoder, (batch, channels, frames) + lengths -> (batch, out_dim); it
+            must expose `out_dim`. In configs: `class_path` + `init_args` (the CLI links its
+            `in_channels` from the data module).
+        adaptations: adaptation losses (`sed_uda.adaptation`), each with its trade-off `weight`;
+            empty for source-only and target-supervised training. They need an unlabelled target
+            batch in every training step.
+        augment: feature-domain augmentation applied to every training batch (None: off).
         direction: adaptation direction such as "en2zh"; the first part of every log key.
-        width: cnn1d conv channels.
-        depth: cnn1d conv blocks (each halves the time resolution).
-        embedding_dim: cnn1d embedding size (resnet50 embeddings are 2048-d).
-        dropout: dropout in the cnn1d encoder and both heads.
-        resnet_weights: optional ResNet-50 state dict file (ImageNet or saved from this encoder).
+        labelled_domain: the domain whose labels train the classifier ("target" only for the
+            target-supervised upper bound); names the training accuracy it logs.
         classifier_hidden: hidden units of the emotion classifier (0 = linear).
-        discriminator_hidden: hidden units of the domain discriminator's two layers.
-        lambda_max: final GRL coefficient of the schedule `lambda_max * (2 / (1 + exp(-gamma p)) - 1)`.
-        gamma: steepness of that schedule; p = global_step / total training steps.
+        dropout: dropout of the classifier.
         optimizer: "adamw", "adam" or "sgd" (SGD uses `momentum`).
         lr: learning rate of the heads (and of the encoder, times `encoder_lr_scale`).
         weight_decay: weight decay of every parameter group.
@@ -66,19 +68,13 @@ class UDAModule(LightningModule):
 
     def __init__(
         self,
-        method: Literal["dann", "source_only", "target_supervised"] = "dann",
-        encoder: Literal["cnn1d", "resnet50"] = "cnn1d",
-        in_channels: int = 176,
+        encoder: nn.Module | None = None,
+        adaptations: Sequence[AdaptationLoss] = (),
+        augment: FeatureAugment | None = None,
         direction: str = "en2zh",
-        width: int = 64,
-        depth: int = 4,
-        embedding_dim: int = 128,
-        dropout: float = 0.3,
-        resnet_weights: str | None = None,
+        labelled_domain: Literal["source", "target"] = "source",
         classifier_hidden: int = 128,
-        discriminator_hidden: int = 256,
-        lambda_max: float = 1.0,
-        gamma: float = 10.0,
+        dropout: float = 0.3,
         optimizer: Literal["adamw", "adam", "sgd"] = "adamw",
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
@@ -89,28 +85,21 @@ class UDAModule(LightningModule):
         label_smoothing: float = 0.0,
     ) -> None:
         super().__init__()
-        if method not in METHODS:
-            raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
         if optimizer not in ("adamw", "adam", "sgd"):
             raise ValueError(f"unknown optimizer {optimizer!r}; choose one of adamw, adam, sgd")
-        self.save_hyperparameters()
-        if encoder == "cnn1d":
-            encoder_args = {
-                "width": width,
-                "depth": depth,
-                "dropout": dropout,
-                "embedding_dim": embedding_dim,
-            }
-        else:
-            encoder_args = {"weights_path": resnet_weights}
-        self.encoder = build_encoder(encoder, in_channels, **encoder_args)
+        if labelled_domain not in ("source", "target"):
+            raise ValueError(f"labelled_domain must be 'source' or 'target', got {labelled_domain!r}")
+        # Through LightningCLI the hyperparameters are the config (class_path + init_args of every
+        # component), so a checkpoint rebuilds its own model; built in Python, components are not
+        # hyperparameters (their weights are in the state dict).
+        by_config = _given_hyperparameters.get() is not None
+        self.save_hyperparameters(ignore=[] if by_config else ["encoder", "adaptations", "augment"])
+        self.encoder = encoder if encoder is not None else CNN1dEncoder(176)
         self.classifier = EmotionClassifier(self.encoder.out_dim, len(EMOTIONS), classifier_hidden, dropout)
-        self.grl = GradientReversalLayer(0.0)
-        self.discriminator = (
-            DomainDiscriminator(self.encoder.out_dim, discriminator_hidden, dropout)
-            if method == "dann"
-            else None
-        )
+        self.adaptations = nn.ModuleList(adaptations)
+        for adaptation in self.adaptations:
+            adaptation.bind(self.encoder.out_dim, len(EMOTIONS))
+        self.augment = augment
         # One metric instance per stage and domain, so stages never mix and states follow the device.
         labelled = [
             f"{s}_{d}" for s, names in EVAL_LOADERS.items() for d in names if not d.endswith(UNLABELLED)
@@ -123,9 +112,16 @@ class UDAModule(LightningModule):
         self.selection_metrics = nn.ModuleDict(
             {key: InformationMaximization(len(EMOTIONS)) for key in unlabelled}
         )
+        self.neighbourhood_density = nn.ModuleDict({key: SoftNeighborhoodDensity() for key in unlabelled})
+        self.embedded_validation = DeepEmbeddedValidation()
         self._updated: set[str] = set()
         self.confusion: dict[str, torch.Tensor] = {}
         """Confusion matrices of the last val/test epoch, keyed "<stage>/<domain>" (rows = true class)."""
+
+    @property
+    def needs_unlabelled(self) -> bool:
+        """Whether training steps need an unlabelled target batch (any adaptation loss does)."""
+        return len(self.adaptations) > 0
 
     # ---- model -------------------------------------------------------------------------------------
 
@@ -152,62 +148,69 @@ class UDAModule(LightningModule):
         progress = self.global_step / self.trainer.estimated_stepping_batches
         return min(max(progress, 0.0), 1.0)
 
-    def compute_losses(self, labelled: Batch, unlabelled: Batch | None = None) -> dict[str, torch.Tensor]:
-        """Float32 losses of one training batch with the current `self.grl.coeff`.
+    def compute_losses(
+        self, labelled: Batch, unlabelled: Batch | None = None, progress: float = 0.0
+    ) -> dict[str, torch.Tensor | float]:
+        """Float32 losses of one training batch at training `progress`.
 
-        Returns class_loss, labelled_acc and loss; with an unlabelled batch (DANN) also
-        domain_loss (BCE of the discriminator, labelled = domain 0, unlabelled = domain 1, the two
-        domains weighted equally) and domain_acc, and loss = class_loss + domain_loss.  Both domains
-        pass the encoder together so its batch statistics see both.
+        Returns class_loss, labelled_acc, loss = class_loss + sum(weight_i * adaptation_i), and every
+        adaptation's logged values as `<name>_<value>`. Both domains pass the encoder together, so
+        its batch statistics see both.
         """
-        if unlabelled is not None and self.discriminator is None:
+        if self.needs_unlabelled and unlabelled is None:
+            names = ", ".join(type(a).__name__ for a in self.adaptations)
             raise ValueError(
-                f"unlabelled batches are only used by method 'dann', not {self.hparams.method!r}"
+                f"adaptation losses ({names}) need an unlabelled target batch, but the training batch has "
+                f"only {LABELLED!r}; the data module serves one when `unlabelled_target` is true"
             )
+        if not self.needs_unlabelled:
+            unlabelled = None  # never let target frames reach the encoder of a model that does not adapt
         n = labelled["x"].shape[0]
         parts = [labelled] if unlabelled is None else [labelled, unlabelled]
         frames = max(part["x"].shape[-1] for part in parts)
-        x = torch.cat([F.pad(part["x"], (0, frames - part["x"].shape[-1])) for part in parts])
-        embedding = self.embed(x, torch.cat([part["lengths"] for part in parts]))
-        logits = self.classifier(embedding[:n]).float()
+        x = torch.cat([_pad_frames(part["x"], frames) for part in parts])
+        lengths = torch.cat([part["lengths"] for part in parts])
+        embedding = self.embed(x, lengths).float()
+        logits = self.classifier(embedding).float()
         y = labelled["y"]
-        class_loss = F.cross_entropy(logits, y, label_smoothing=self.hparams.label_smoothing)
-        out = {
+        class_loss = F.cross_entropy(logits[:n], y, label_smoothing=self.hparams.label_smoothing)
+        out: dict[str, torch.Tensor | float] = {
             "class_loss": class_loss,
-            "labelled_acc": (logits.argmax(-1) == y).float().mean(),
-            "loss": class_loss,
+            "labelled_acc": (logits[:n].argmax(-1) == y).float().mean(),
         }
+        loss = class_loss
         if unlabelled is not None:
-            domain_logits = self.discriminator(self.grl(embedding)).float()
-            domain = torch.cat([domain_logits.new_zeros(n), domain_logits.new_ones(len(domain_logits) - n)])
-            per_row = F.binary_cross_entropy_with_logits(domain_logits, domain, reduction="none")
-            out["domain_loss"] = 0.5 * (per_row[:n].mean() + per_row[n:].mean())
-            out["domain_acc"] = ((domain_logits > 0).float() == domain).float().mean()
-            out["loss"] = class_loss + out["domain_loss"]
+            inputs = AdaptationInputs(
+                source_embedding=embedding[:n],
+                target_embedding=embedding[n:],
+                source_logits=logits[:n],
+                target_logits=logits[n:],
+                source_labels=y,
+                target_x=x[n:],
+                target_lengths=lengths[n:],
+                progress=progress,
+                classify=self,
+            )
+            for adaptation in self.adaptations:
+                value, logged = adaptation(inputs)
+                loss = loss + adaptation.weight * value.float()
+                out.update({f"{adaptation.name}_{key}": v for key, v in logged.items()})
+        out["loss"] = loss
         return out
 
     def training_step(self, batch: dict[str, Batch], batch_idx: int) -> torch.Tensor:
-        hp = self.hparams
-        unlabelled = None
-        if hp.method == "dann":
-            if UNLABELLED not in batch:
-                raise ValueError(
-                    f"method 'dann' needs unlabelled target data, but the training batch has only "
-                    f"{sorted(batch)}; use a data module set up for method 'dann'"
-                )
-            unlabelled = batch[UNLABELLED]
-            self.grl.coeff = grl_lambda(self.training_progress(), hp.lambda_max, hp.gamma)
-        losses = self.compute_losses(batch[LABELLED], unlabelled)
-        labelled_domain = "target" if hp.method == "target_supervised" else "source"
-        prefix = f"{hp.direction}/train"
-        size = batch[LABELLED]["x"].shape[0]
-        self.log(f"{prefix}/loss", losses["loss"], batch_size=size, prog_bar=True)
-        self.log(f"{prefix}/class_loss", losses["class_loss"], batch_size=size)
-        self.log(f"{prefix}/{labelled_domain}_acc", losses["labelled_acc"], batch_size=size)
-        if unlabelled is not None:
-            self.log(f"{prefix}/domain_loss", losses["domain_loss"], batch_size=size)
-            self.log(f"{prefix}/domain_acc", losses["domain_acc"], batch_size=size)
-            self.log(f"{prefix}/grl_lambda", self.grl.coeff, batch_size=size)
+        labelled, unlabelled = batch[LABELLED], batch.get(UNLABELLED)
+        if self.augment is not None:
+            labelled = {**labelled, "x": self.augment(labelled["x"], labelled["lengths"])}
+            if unlabelled is not None:
+                unlabelled = {**unlabelled, "x": self.augment(unlabelled["x"], unlabelled["lengths"])}
+        progress = self.training_progress() if self.needs_unlabelled else 0.0
+        losses = self.compute_losses(labelled, unlabelled, progress)
+        prefix = f"{self.hparams.direction}/train"
+        size = labelled["x"].shape[0]
+        names = {"labelled_acc": f"{self.hparams.labelled_domain}_acc"}
+        for key, value in losses.items():
+            self.log(f"{prefix}/{names.get(key, key)}", value, batch_size=size, prog_bar=key == "loss")
         self.log(f"{prefix}/lr", self.trainer.optimizers[0].param_groups[-1]["lr"], batch_size=size)
         return losses["loss"]
 
@@ -225,9 +228,9 @@ class UDAModule(LightningModule):
             optimizer_class = torch.optim.AdamW if hp.optimizer == "adamw" else torch.optim.Adam
             optimizer = optimizer_class(groups, lr=hp.lr, weight_decay=hp.weight_decay)
         total = self.trainer.estimated_stepping_batches
-        if not math.isfinite(total) and (hp.scheduler != "none" or hp.method == "dann"):
+        if not math.isfinite(total) and (hp.scheduler != "none" or self.needs_unlabelled):
             raise ValueError(
-                f"scheduler {hp.scheduler!r} and method {hp.method!r} follow training progress, which "
+                f"scheduler {hp.scheduler!r} and adaptation schedules follow training progress, which "
                 "needs a finite run: set trainer.max_steps or trainer.max_epochs"
             )
         scheduler = build_lr_scheduler(optimizer, hp.scheduler, int(total), hp.warmup_steps)
@@ -256,19 +259,27 @@ class UDAModule(LightningModule):
                 f"{stage} dataloader {dataloader_idx} is unexpected: the data module must return the "
                 f"{stage} loaders in the order {names}"
             )
-        key = f"{stage}_{names[dataloader_idx]}"
-        logits = self(batch["x"], batch["lengths"])
+        domain = names[dataloader_idx]
+        key = f"{stage}_{domain}"
+        embedding = self.embed(batch["x"], batch["lengths"]).float()
+        logits = self.classifier(embedding).float()
         if key in self.eval_metrics:
             if "y" not in batch:
-                raise ValueError(f"the {stage} {names[dataloader_idx]} loader must provide labels 'y'")
+                raise ValueError(f"the {stage} {domain} loader must provide labels 'y'")
+            losses = F.cross_entropy(logits, batch["y"], reduction="none")
             self.eval_metrics[key].update(logits.softmax(-1), batch["y"])
-            self.eval_losses[key].update(F.cross_entropy(logits, batch["y"]), weight=len(logits))
+            self.eval_losses[key].update(losses.mean(), weight=len(logits))
+            if stage == "val" and domain == "source":
+                self.embedded_validation.update(embedding, losses)
         else:
             self.selection_metrics[key].update(logits.softmax(-1))
+            self.neighbourhood_density[key].update(logits.softmax(-1))
+            self.embedded_validation.update(embedding)
         self._updated.add(key)
 
     def _log_evaluation_epoch(self, stage: str) -> None:
         """Compute, log and reset the metrics of every loader seen this epoch; keep confusion matrices."""
+        seen = set(self._updated)
         for domain in EVAL_LOADERS[stage]:
             key = f"{stage}_{domain}"
             if key not in self._updated:
@@ -281,10 +292,22 @@ class UDAModule(LightningModule):
                 self.eval_metrics[key].reset()
                 self.eval_losses[key].reset()
             else:
-                values = self.selection_metrics[key].compute()
+                values = {
+                    **self.selection_metrics[key].compute(),
+                    "snd": self.neighbourhood_density[key].compute(),
+                }
                 self.selection_metrics[key].reset()
+                self.neighbourhood_density[key].reset()
             # The unlabelled target loader reports as "target" (en2zh/val/target_im).
             prefix = f"{self.hparams.direction}/{stage}/{domain.removesuffix('_' + UNLABELLED)}"
             for name, value in values.items():
                 self.log(f"{prefix}_{name}", value, add_dataloader_idx=False)
             self._updated.discard(key)
+        if {f"{stage}_source", f"{stage}_target_{UNLABELLED}"} <= seen:
+            self.log(f"{self.hparams.direction}/{stage}/dev_risk", self.embedded_validation.compute())
+        self.embedded_validation.reset()
+
+
+def _pad_frames(x: torch.Tensor, frames: int) -> torch.Tensor:
+    """x zero-padded on the time axis to `frames` (no copy when it already has them)."""
+    return x if x.shape[-1] == frames else F.pad(x, (0, frames - x.shape[-1]))

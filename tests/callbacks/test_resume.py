@@ -14,16 +14,16 @@ import torch
 
 from sed_uda.experiments.figures import read_metrics
 from tests.conftest import FAST, REPO
+from tests.inference.conftest import DANN
 
 STEPS_PER_EPOCH = 4
 EPOCHS = 3
 
 
 def _fit(cache: Path, root: Path, *extra: str) -> subprocess.CompletedProcess:
-    config = REPO / "configs" / "experiment" / "dann_cnn1d_en2zh.yaml"
     args = [
         "fit",
-        f"--config={config}",
+        *DANN,
         f"--data.cache_dir={cache}",
         f"--trainer.default_root_dir={root}",
         f"--data.steps_per_epoch={STEPS_PER_EPOCH}",

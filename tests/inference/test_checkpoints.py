@@ -11,8 +11,7 @@ import torch
 from sed_uda.cli import main
 from sed_uda.corpus.layout import EMOTIONS
 from tests.conftest import FAST, REPO
-
-DANN = REPO / "configs" / "experiment" / "dann_cnn1d_en2zh.yaml"
+from tests.inference.conftest import DANN
 
 
 def run_cli(*args: str) -> None:
@@ -41,7 +40,8 @@ def test_predict_writes_one_row_per_utterance(global_run, tiny_cache: Path, tmp_
     root = tmp_path / "predict"
     run_cli(
         "predict",
-        f"--config={DANN}",
+        *DANN,
+        "--data.normalization=global",
         f"--data.cache_dir={tiny_cache}",
         f"--ckpt_path={ckpt}",
         f"--trainer.default_root_dir={root}",
@@ -70,7 +70,7 @@ def test_test_without_checkpoint_is_refused(
     line = refusal(
         capsys,
         "test",
-        f"--config={DANN}",
+        *DANN,
         f"--data.cache_dir={tiny_cache}",
         f"--trainer.default_root_dir={tmp_path}",
     )
@@ -86,9 +86,10 @@ def test_checkpoint_of_another_model_or_input_is_refused(
         f"--ckpt_path={ckpt}",
         f"--trainer.default_root_dir={tmp_path}",
     ]
-    other_method = REPO / "configs" / "experiment" / "source_only_cnn1d_en2zh.yaml"
-    line = refusal(capsys, "test", f"--config={other_method}", *common)
-    assert "model.method: checkpoint 'dann', config 'source_only'" in line
-    line = refusal(capsys, "test", f"--config={DANN}", "--data.features=[mfcc, mel]", *common)
-    assert "model.in_channels: checkpoint 176, config 168" in line
+    source_only = REPO / "configs" / "experiment" / "en2zh.yaml"
+    line = refusal(capsys, "test", f"--config={source_only}", *common)
+    assert "model.adaptations: checkpoint [{'class_path': 'sed_uda.adaptation.dann.DANN'" in line
+    assert "config []" in line
+    line = refusal(capsys, "test", *DANN, "--data.features=[mfcc, mel]", *common)
+    assert "model.encoder.init_args.in_channels: checkpoint 176, config 168" in line
     assert "data.features: checkpoint ['zcr', 'mfcc', 'mel', 'contrast'], config ['mfcc', 'mel']" in line
