@@ -77,7 +77,10 @@ def _load_all(files: list[Path], model: EmotionModel, console: Console) -> tuple
 
 
 def _table(frame: pd.DataFrame, class_names: Sequence[str]) -> Table:
-    table = Table("file", "emotion", "confidence", *class_names, title="predicted emotions")
+    table = Table(title="predicted emotions")
+    table.add_column("file", overflow="fold")
+    for name in ("emotion", "confidence", *class_names):
+        table.add_column(name)
     for row in frame.itertuples(index=False):
         probabilities = [f"{getattr(row, f'p_{name}'):.3f}" for name in class_names]
         table.add_row(row.file, row.emotion, f"{row.confidence:.3f}", *probabilities)
