@@ -125,7 +125,7 @@ def demo(
 
 def classify(
     paths: list[str],
-    ckpt: str = "checkpoints/last.ckpt",
+    ckpt: str | None = None,
     out: str | None = None,
     speaker_from: Literal["parent-folder", "file"] | None = None,
     batch_size: int = 64,
@@ -146,8 +146,9 @@ def classify(
         batch_size: Recordings per forward pass.
         device: "cpu" or "cuda".
     """
-    from sed_uda.inference.classify import classify_recordings
+    from sed_uda.inference.classify import ClassifyError, classify_recordings
 
-    classify_recordings(
-        Path(ckpt), [Path(p) for p in paths], out and Path(out), speaker_from, batch_size, device
-    )
+    if ckpt is None:
+        raise ClassifyError("--ckpt is required: a checkpoint of `sed-uda fit` (runs/<run>/checkpoints/)")
+    out_file = None if out is None else Path(out)
+    classify_recordings(Path(ckpt), [Path(p) for p in paths], out_file, speaker_from, batch_size, device)
