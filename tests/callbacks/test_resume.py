@@ -59,10 +59,8 @@ def test_killed_and_resumed_run_is_bit_identical(
     }
     killed = _fit(tiny_cache, tmp_path, f"--trainer.callbacks+={json.dumps(kill)}")
     assert killed.returncode != 0, "the run should have been interrupted at step 6 (epoch 2 of 3)"
-    assert (
-        torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
-        == STEPS_PER_EPOCH
-    )
+    interrupted = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert interrupted["global_step"] == STEPS_PER_EPOCH
 
     resumed = _fit(tiny_cache, tmp_path, "--ckpt_path=last")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
@@ -70,6 +68,9 @@ def test_killed_and_resumed_run_is_bit_identical(
     for name in ("last.ckpt", "best-source_acc.ckpt"):
         reference, weights = _weights(uninterrupted, name), _weights(tmp_path, name)
         assert all(torch.equal(reference[k], weights[k]) for k in reference), name
+    final = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    identity = final["callbacks"]["ResumeState"]["loggers"]
+    assert identity["wandb_id"] and identity == interrupted["callbacks"]["ResumeState"]["loggers"]
     assert list((tmp_path / "csv").iterdir()) == [tmp_path / "csv" / "version_0"]  # the same CSV log
     expected, history = read_metrics(uninterrupted), read_metrics(tmp_path)
     pd.testing.assert_frame_equal(history, expected, check_exact=True)
