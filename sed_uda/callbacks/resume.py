@@ -102,6 +102,8 @@ def keep_csv_history(trainer: pl.Trainer, checkpoint: dict) -> None:
 
     Lightning's CSV writer deletes an existing metrics.csv when it opens the folder, so the rows are
     read first and handed to the new writer, which writes them back before the resumed rows."""
+    if not trainer.is_global_zero:  # only rank 0 writes the CSV log
+        return
     step = int(checkpoint.get("global_step", 0))
     for logger in trainer.loggers:
         if not isinstance(logger, CSVLogger):
