@@ -20,9 +20,13 @@ class SedUdaCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:  # noqa: ANN001 - LightningArgumentParser
         parser.add_lightning_class_args(SelectionCheckpoint, "selection")
         # The model's parts decide what data it needs; the data decides the model's input and direction.
-        parser.link_arguments("model.adaptations", "data.unlabelled_target", compute_fn=bool, apply_on="parse")
+        parser.link_arguments(
+            "model.adaptations", "data.unlabelled_target", compute_fn=bool, apply_on="parse"
+        )
         parser.link_arguments("data.labelled", "model.labelled_domain", apply_on="parse")
-        parser.link_arguments("data.num_channels", "model.encoder.init_args.in_channels", apply_on="instantiate")
+        parser.link_arguments(
+            "data.num_channels", "model.encoder.init_args.in_channels", apply_on="instantiate"
+        )
         parser.link_arguments("data.direction", "model.direction", apply_on="instantiate")
 
     def before_instantiate_classes(self) -> None:

@@ -245,7 +245,7 @@ class CrossLingualDataModule(LightningDataModule):
         return speakers, [np.flatnonzero(speakers == group) for group in range(len(names))]
 
     def labels(self, rows: np.ndarray) -> Tensor:
-        """Emotion indices of manifest rows (for training and scoring; never served to the unlabelled side)."""
+        """Emotion indices of manifest rows (training and scoring; never served to the unlabelled side)."""
         return torch.from_numpy(_labels_of(self._loaded_manifest(), rows, self.cache_dir))
 
     def _loaded_manifest(self) -> pd.DataFrame:

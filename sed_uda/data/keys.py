@@ -22,6 +22,7 @@ oracle; it never feeds training."""
 TEST_LOADERS: tuple[str, ...] = ("source", "target")
 """Test dataloaders in order: source test, target test."""
 
+
 def direction_name(source: str, target: str) -> str:
     """`en2zh` style name of an adaptation direction."""
     return f"{source}2{target}"

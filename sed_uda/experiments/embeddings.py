@@ -89,10 +89,10 @@ def embed_rows(
         checkpoint, map_location="cpu", cache_dir=str(cache_dir)
     )
     data.setup("predict")
-    if data.num_channels != model.hparams.in_channels:
+    if data.num_channels != model.encoder.in_channels:
         raise ValueError(
             f"{cache_dir} gives {data.num_channels} input channels but {checkpoint} was trained on "
-            f"{model.hparams.in_channels}; embed the cache the model was trained on"
+            f"{model.encoder.in_channels}; embed the cache the model was trained on"
         )
     wanted = _sample_rows(data.manifest, max_per_group, splits, seed)
     keep = torch.zeros(len(data.manifest), dtype=torch.bool)

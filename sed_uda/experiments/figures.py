@@ -228,7 +228,8 @@ def training_curves(metrics: pd.DataFrame) -> Figure:
     """GRL lambda, training losses and validation accuracies against the training step.
 
     `metrics` is a run's metrics.csv (see `read_metrics`); panels appear for what the run logged
-    (lambda and the domain loss exist for DANN runs only).
+    (a reversal coefficient `<method>_lambda` and adaptation losses `<method>_loss` exist for adapting
+    runs only).
     """
     columns = [c for c in metrics.columns if c.endswith("/train/class_loss")]
     if not columns or metrics[columns[0]].isna().all():
@@ -237,9 +238,11 @@ def training_curves(metrics: pd.DataFrame) -> Figure:
             "than trainer.log_every_n_steps: train longer or set --trainer.log_every_n_steps=1"
         )
     direction = columns[0].split("/")[0]
+    train = [c for c in metrics.columns if c.startswith(f"{direction}/train/")]
     panels = {
-        "GRL λ": [f"{direction}/train/grl_lambda"],
-        "training loss": [f"{direction}/train/class_loss", f"{direction}/train/domain_loss"],
+        "GRL λ": [c for c in train if c.endswith("_lambda")],
+        "training loss": [f"{direction}/train/class_loss"]
+        + [c for c in train if c.endswith("_loss") and not c.endswith("/class_loss")],
         "validation accuracy": [f"{direction}/val/source_acc", f"{direction}/val/target_acc"],
     }
     panels = {title: [c for c in keys if c in metrics] for title, keys in panels.items()}

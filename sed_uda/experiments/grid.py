@@ -51,8 +51,9 @@ class Run:
 
     @property
     def settings_id(self) -> str:
-        """Hash of everything that defines the run except its seed (runs of one table cell share it)."""
-        payload = [[str(p), Path(p).read_text()] for p in self.configs] + list(self.overrides)
+        """Hash of everything that defines the run except its seed (runs of one table cell share it):
+        its config files, the files they include, and its overrides."""
+        payload = [p.read_text() for p in _with_includes(self.configs)] + list(self.overrides)
         return hashlib.sha256(json.dumps(payload).encode()).hexdigest()[:16]
 
     @property
@@ -93,10 +94,40 @@ class GridSpec:
                             seed,
                             (Path(experiment), Path(cell.encoder), Path(cell.adaptation)),
                             (f"--seed_everything={seed}", f"--data.seed={seed}", *self.overrides),
-                            Path(self.runs_dir) / f"{cell.method}_{cell.encoder_name}_{direction}" / f"seed{seed}",
+                            Path(self.runs_dir)
+                            / f"{cell.method}_{cell.encoder_name}_{direction}"
+                            / f"seed{seed}",
                         )
                     )
         return out
+
+
+def _with_includes(configs: tuple[Path, ...]) -> list[Path]:
+    """The config files and, depth first, every YAML file they name (`trainer: ../trainer/cpu.yaml`)."""
+    from omegaconf import OmegaConf
+
+    found: list[Path] = []
+
+    def visit(path: Path) -> None:
+        if path in found:
+            return
+        found.append(path)
+        values = OmegaConf.to_container(OmegaConf.load(path))
+        stack = [values]
+        while stack:
+            value = stack.pop()
+            if isinstance(value, dict):
+                stack.extend(value.values())
+            elif isinstance(value, list):
+                stack.extend(value)
+            elif isinstance(value, str) and value.endswith((".yaml", ".yml")):
+                included = (path.parent / value).resolve()
+                if included.is_file():
+                    visit(included)
+
+    for config in configs:
+        visit(Path(config).resolve())
+    return found
 
 
 def run_grid(spec: GridSpec, quiet: bool = False) -> list[dict]:
@@ -128,7 +159,9 @@ def run_grid(spec: GridSpec, quiet: bool = False) -> list[dict]:
             },
         )
         if quiet:
-            accuracy = record["selection"][record["primary_rule"]]["test"].get(f"{run.direction}/test/target_acc")
+            accuracy = record["selection"][record["primary_rule"]]["test"].get(
+                f"{run.direction}/test/target_acc"
+            )
             console.print(f"{label}: target acc {accuracy:.3f} ({record['fit_seconds']:.0f} s)")
         records.append(record)
     return records

@@ -52,7 +52,7 @@ RULES: dict[str, SelectionRule] = {
             "dev_risk",
             "min",
             False,
-            "deep embedded validation: source validation loss importance-weighted to the target (You et al. 2019)",
+            "deep embedded validation: source validation loss weighted to the target (You et al. 2019)",
         ),
         SelectionRule(
             "target_oracle", "target_acc", "max", True, "ORACLE: target-language validation labels"

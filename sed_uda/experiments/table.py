@@ -1,49 +1,64 @@
-"""Results tables from run records: the poster's layout, mean +- std over seeds, gap closed by DANN."""
+"""Results tables from run records: methods as rows, directions as columns, mean ± std over seeds.
+
+Every table carries the strong shallow baselines (pooled-statistics logistic regression with and
+without CORAL, computed on the same cache, features and normalisation as the runs), the gap each
+method closes between the best model without adaptation and the target-supervised upper bound, the
+selection rules side by side, and how well each label-free rule ranks checkpoints (Spearman
+correlation of its score with target test accuracy over every validated epoch).
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from sed_uda.experiments.runner import RECORD
 from sed_uda.experiments.selection import RULES, get_rule
 
-METHOD_NAMES = {"dann": "DANN", "source_only": "Source-only", "target_supervised": "Target-supervised"}
-ENCODER_NAMES = {"resnet50": "ResNet-50", "cnn1d": "1D-CNN"}
 DIRECTIONS = ("en2zh", "zh2en")
-ROW_ORDER = [
-    ("dann", "resnet50"),
-    ("dann", "cnn1d"),
-    ("source_only", "cnn1d"),
-    ("target_supervised", "cnn1d"),
-]
+UPPER, LOWER = "target_supervised", "source_only"
+BASELINES_FILE = "baselines.json"
 
 
-def collect_records(runs: Path) -> pd.DataFrame:
-    """One row per (run, selection rule, test metric) from every record.json under `runs`."""
+def read_records(runs: Path) -> list[dict]:
+    """Every finished run record under `runs`; a clear error when there is none."""
+    records = [json.loads(p.read_text()) | {"run": str(p.parent)} for p in sorted(Path(runs).rglob(RECORD))]
+    if not records:
+        raise FileNotFoundError(f"no finished runs ({RECORD}) under {runs}: run `sed-uda grid` first")
+    return records
+
+
+def collect_records(records: list[dict]) -> pd.DataFrame:
+    """One row per (run, selection rule, test metric)."""
     rows = []
-    for path in sorted(Path(runs).rglob(RECORD)):
-        record = json.loads(path.read_text())
+    for record in records:
         for rule, selected in record["selection"].items():
             for key, value in selected["test"].items():
                 direction, _, metric = key.split("/", 2)
                 rows.append(
                     {
-                        "method": record["method"],
+                        "method": _method(record),
                         "encoder": record["encoder"],
                         "direction": direction,
                         "seed": record["seed"],
                         "rule": rule,
                         "metric": metric,
                         "value": value,
-                        "run": str(path.parent),
+                        "settings": record.get("settings_id", ""),
+                        "run": record["run"],
                     }
                 )
-    if not rows:
-        raise FileNotFoundError(f"no finished runs ({RECORD}) under {runs}: run `sed-uda grid` first")
     return pd.DataFrame(rows)
+
+
+def _method(record: dict) -> str:
+    """A record's row name; the two bounds are named by what they train on, not by config name."""
+    if not record.get("adapts", True):
+        return UPPER if record.get("labelled_domain") == "target" else record["method"]
+    return record["method"]
 
 
 def summarize(records: pd.DataFrame) -> pd.DataFrame:
@@ -52,122 +67,229 @@ def summarize(records: pd.DataFrame) -> pd.DataFrame:
     return grouped.agg(mean="mean", std="std", n="count").reset_index()
 
 
-def _lookup(
-    summary: pd.DataFrame, method: str, encoder: str, direction: str, rule: str, metric: str
-) -> pd.Series | None:
-    """The summary row of one table cell, or None when no run produced it."""
-    hit = summary[
-        (summary.method == method)
-        & (summary.encoder == encoder)
-        & (summary.direction == direction)
-        & (summary.rule == rule)
-        & (summary.metric == metric)
-    ]
-    return None if hit.empty else hit.iloc[0]
+def _index(summary: pd.DataFrame) -> dict[tuple, pd.Series]:
+    return {(r.method, r.encoder, r.direction, r.rule, r.metric): r for r in summary.itertuples(index=False)}
 
 
-def _cell(summary: pd.DataFrame, method: str, encoder: str, direction: str, rule: str, metric: str) -> str:
-    row = _lookup(summary, method, encoder, direction, rule, metric)
+def _text(row: object | None) -> str:
     if row is None:
         return "–"
-    return f"{row['mean']:.3f}" if row["n"] < 2 else f"{row['mean']:.3f} ± {row['std']:.3f}"
-
-
-def _rows_present(summary: pd.DataFrame) -> list[tuple[str, str]]:
-    present = set(zip(summary.method, summary.encoder, strict=True))
-    return [r for r in ROW_ORDER if r in present] + sorted(present - set(ROW_ORDER))
+    return f"{row.mean:.3f}" if row.n < 2 or np.isnan(row.std) else f"{row.mean:.3f} ± {row.std:.3f}"
 
 
 def _rule_for(method: str, rule: str) -> str:
     """The upper bound is trained on target labels, so it is selected on them too."""
-    return "target_oracle" if method == "target_supervised" else rule
+    return "target_oracle" if method == UPPER else rule
+
+
+def _row_order(summary: pd.DataFrame) -> list[tuple[str, str]]:
+    present = sorted(set(zip(summary.method, summary.encoder, strict=True)))
+    rank = {LOWER: 0, UPPER: 3}
+    return sorted(present, key=lambda r: (rank.get(r[0], 1 if r[0].startswith("logreg") else 2), r))
 
 
 def main_table(summary: pd.DataFrame, rule: str) -> str:
-    """The poster's table: target-test accuracy (micro) and macro-F1 per direction."""
+    """Target-test accuracy (micro) and macro-F1 per direction, one row per method and encoder."""
+    index = _index(summary)
     lines = [
-        "| Model | Encoder | en->zh Acc | en->zh F1 | zh->en Acc | zh->en F1 |",
+        "| Method | Encoder | en->zh Acc | en->zh F1 | zh->en Acc | zh->en F1 |",
         "|---|---|---|---|---|---|",
     ]
-    for method, encoder in _rows_present(summary):
+    for method, encoder in _row_order(summary):
         cells = [
-            _cell(summary, method, encoder, d, _rule_for(method, rule), m)
+            _text(index.get((method, encoder, d, _rule_for(method, rule), m)))
             for d in DIRECTIONS
             for m in ("target_acc", "target_f1")
         ]
-        name = METHOD_NAMES.get(method, method) + (" (upper bound)" if method == "target_supervised" else "")
-        lines.append(f"| {name} | {ENCODER_NAMES.get(encoder, encoder)} | " + " | ".join(cells) + " |")
+        name = method + (" (upper bound)" if method == UPPER else "")
+        lines.append(f"| {name} | {encoder} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def gap_closed(summary: pd.DataFrame, rule: str, direction: str, encoder: str) -> float | None:
-    """(DANN - source-only) / (target-supervised - source-only) on mean target accuracy.
+def gap_closed(summary: pd.DataFrame, rule: str) -> pd.DataFrame:
+    """Per adapting method and direction: (acc - best no-adaptation acc) / (upper acc - best
+    no-adaptation acc), on mean target accuracy; no-adaptation = source-only rows and the shallow
+    baselines, upper = the best target-supervised row."""
+    acc = summary[summary.metric == "target_acc"]
+    rows = []
+    for direction in DIRECTIONS:
+        here = acc[acc.direction == direction]
+        chosen = here[here.rule == here.method.map(lambda m: _rule_for(m, rule))]
+        no_adaptation = chosen[chosen.method.isin([LOWER]) | chosen.method.str.startswith("logreg")]
+        upper = chosen[chosen.method == UPPER]
+        if no_adaptation.empty or upper.empty:
+            continue
+        low, high = no_adaptation["mean"].max(), upper["mean"].max()
+        for r in chosen[
+            ~chosen.method.isin([LOWER, UPPER]) & ~chosen.method.str.startswith("logreg")
+        ].itertuples():
+            gap = (r.mean - low) / (high - low) if high != low else np.nan
+            rows.append(
+                {
+                    "method": r.method,
+                    "encoder": r.encoder,
+                    "direction": direction,
+                    "gap": gap,
+                    "acc": r.mean,
+                    "best_no_adaptation": low,
+                    "upper": high,
+                }
+            )
+    return pd.DataFrame(rows)
 
-    Baselines come from the same encoder when that row exists, else from the 1D-CNN rows.
-    """
 
-    def mean(method: str, enc: str, use_rule: str) -> float | None:
-        row = _lookup(summary, method, enc, direction, use_rule, "target_acc")
-        return None if row is None else float(row["mean"])
-
-    dann = mean("dann", encoder, rule)
-    base_encoder = encoder if mean("source_only", encoder, rule) is not None else "cnn1d"
-    low = mean("source_only", base_encoder, rule)
-    high = mean("target_supervised", base_encoder, "target_oracle")
-    if None in (dann, low, high) or high == low:
-        return None
-    return (dann - low) / (high - low)
-
-
-def gap_table(summary: pd.DataFrame) -> str:
-    """Gap closed by DANN per encoder, direction and selection rule."""
-    lines = ["| Encoder | Selection rule | en->zh | zh->en |", "|---|---|---|---|"]
-    encoders = sorted(set(summary[summary.method == "dann"].encoder))
-    for encoder in encoders:
-        for rule in RULES:
-            gaps = [gap_closed(summary, rule, d, encoder) for d in DIRECTIONS]
-            text = ["–" if g is None else f"{g:+.2f}" for g in gaps]
-            label = rule + (" (ORACLE)" if RULES[rule].uses_target_labels else "")
-            lines.append(f"| {ENCODER_NAMES.get(encoder, encoder)} | {label} | " + " | ".join(text) + " |")
+def gap_table(gaps: pd.DataFrame) -> str:
+    lines = ["| Method | Encoder | en->zh | zh->en |", "|---|---|---|---|"]
+    if gaps.empty:
+        return "\n".join([*lines, "| – | – | – | – |"])
+    for (method, encoder), group in gaps.groupby(["method", "encoder"]):
+        by_direction = dict(zip(group.direction, group.gap, strict=True))
+        cells = [f"{by_direction[d]:+.2f}" if d in by_direction else "–" for d in DIRECTIONS]
+        lines.append(f"| {method} | {encoder} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def rules_table(summary: pd.DataFrame) -> str:
-    """Target accuracy of each row under every selection rule, side by side."""
-    lines = ["| Model | Encoder | Selection rule | en->zh Acc | zh->en Acc |", "|---|---|---|---|---|"]
-    for method, encoder in _rows_present(summary):
-        for rule in RULES:
-            label = rule + (" (ORACLE)" if RULES[rule].uses_target_labels else "")
-            cells = [_cell(summary, method, encoder, d, rule, "target_acc") for d in DIRECTIONS]
+    """Mean target accuracy over every adapting row under each selection rule."""
+    index = _index(summary)
+    rows = [r for r in _row_order(summary) if r[0] not in (UPPER,) and not r[0].startswith("logreg")]
+    lines = [
+        "| Method | Encoder | " + " | ".join(_label(r) for r in RULES) + " |",
+        "|---|---|" + "---|" * len(RULES),
+    ]
+    for method, encoder in rows:
+        for direction in DIRECTIONS:
+            cells = [index.get((method, encoder, direction, r, "target_acc")) for r in RULES]
             lines.append(
-                f"| {METHOD_NAMES.get(method, method)} | {ENCODER_NAMES.get(encoder, encoder)} | {label} | "
-                + " | ".join(cells)
+                f"| {method} | {encoder} {direction} | "
+                + " | ".join("–" if c is None else f"{c.mean:.3f}" for c in cells)
                 + " |"
             )
     return "\n".join(lines)
 
 
+def _label(rule: str) -> str:
+    return rule + (" (ORACLE)" if RULES[rule].uses_target_labels else "")
+
+
+def rule_ranking(records: list[dict]) -> pd.DataFrame:
+    """Per rule: Spearman correlation between its score (sign-adjusted, higher = better) and target
+    test accuracy over the validated epochs of each adapting run, averaged over runs; and the mean
+    accuracy lost against the oracle-best epoch (regret)."""
+    rows = []
+    for record in records:
+        history = pd.DataFrame(record.get("history") or [])
+        if not record.get("adapts") or len(history) < 3 or "target_test_acc" not in history:
+            continue
+        truth = history["target_test_acc"]
+        for name, rule in RULES.items():
+            if rule.metric not in history:
+                continue
+            score = history[rule.metric] * (1 if rule.mode == "max" else -1)
+            chosen = truth[score.idxmax()]
+            rows.append(
+                {
+                    "rule": name,
+                    "spearman": score.rank().corr(truth.rank()),
+                    "regret": truth.max() - chosen,
+                }
+            )
+    if not rows:
+        return pd.DataFrame(columns=["rule", "spearman", "regret", "runs"])
+    frame = pd.DataFrame(rows)
+    ranking = frame.groupby("rule").agg(
+        spearman=("spearman", "mean"), regret=("regret", "mean"), runs=("regret", "count")
+    )
+    return ranking.reindex([r for r in RULES if r in ranking.index]).reset_index()
+
+
+def ranking_table(ranking: pd.DataFrame) -> str:
+    lines = [
+        "| Selection rule | Spearman with target acc | Accuracy lost vs oracle epoch | Runs |",
+        "|---|---|---|---|",
+    ]
+    for r in ranking.itertuples(index=False):
+        lines.append(f"| {_label(r.rule)} | {r.spearman:+.2f} | {r.regret:.3f} | {r.runs} |")
+    return "\n".join(lines)
+
+
+def shallow_baselines(records: list[dict], runs: Path) -> pd.DataFrame:
+    """`sed_uda.experiments.baselines` rows for the runs' input setting (cache, features,
+    normalisation), computed once and kept in `<runs>/baselines.json`."""
+    settings = {(r.get("cache_dir"), r.get("normalization"), tuple(r.get("features") or ())) for r in records}
+    settings.discard((None, None, ()))
+    if len(settings) != 1:
+        return pd.DataFrame()
+    cache_dir, normalization, features = settings.pop()
+    if not Path(cache_dir, "meta.json").is_file():
+        return pd.DataFrame()
+    from sed_uda.experiments.baselines import direction_baselines
+
+    key = json.dumps([cache_dir, Path(cache_dir, "meta.json").read_text(), normalization, list(features)])
+    stored = Path(runs) / BASELINES_FILE
+    kept = json.loads(stored.read_text()) if stored.is_file() else {}
+    if kept.get("key") != key:
+        directions = sorted({r["direction"] for r in records})
+        results = [
+            row
+            for d in directions
+            for row in direction_baselines(cache_dir, d[:2], d[3:], normalization, features)
+        ]
+        kept = {"key": key, "results": results}
+        stored.write_text(json.dumps(kept, indent=2))
+    rows = []
+    for result in kept["results"]:
+        for rule in RULES:
+            for metric in ("target_acc", "target_f1"):
+                rows.append(
+                    {
+                        "method": result["method"],
+                        "encoder": "pooled stats",
+                        "direction": result["direction"],
+                        "rule": rule,
+                        "metric": metric,
+                        "mean": result[metric],
+                        "std": np.nan,
+                        "n": 1,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
 def write_tables(runs: Path, out: Path, rule: str = "source_acc") -> str:
     """Write the Markdown report to `out` and every number to `out` with .csv; return the Markdown."""
     selected = get_rule(rule)
-    records = collect_records(runs)
-    summary = summarize(records)
-    seeds = int(records.groupby(["method", "encoder", "direction"])["seed"].nunique().max())
+    records = read_records(runs)
+    frame = collect_records(records)
+    summary = pd.concat([summarize(frame), shallow_baselines(records, runs)], ignore_index=True)
+    seeds = int(frame.groupby(["method", "encoder", "direction"])["seed"].nunique().max())
+    mixed = frame.groupby(["method", "encoder", "direction"])["settings"].nunique()
+    mixed = mixed[mixed > 1]
+    settings = sorted({(r.get("normalization"), r.get("threads")) for r in records}, key=str)
     oracle = " — ORACLE: selected with target labels" if selected.uses_target_labels else ""
-    text = "\n\n".join(
-        [
-            f"## Target-language test results (selected by `{rule}`: {selected.description}{oracle})",
-            f"Accuracy is micro (fraction correct), F1 is macro; mean ± std over up to {seeds} seed(s). "
-            "Target-supervised is the upper bound and is always selected on target labels.",
-            main_table(summary, rule),
-            "### Gap closed by adaptation: (DANN − source-only) / (target-supervised − source-only)",
-            gap_table(summary),
-            "### Model-selection rules side by side (target test accuracy)",
-            "Target-supervised trains on target labels, so its non-oracle rows select on the source "
-            "language or on unlabelled target data; they are shown for completeness only.",
-            rules_table(summary),
-        ]
-    )
+    parts = [
+        f"## Target-language test results (selected by `{rule}`: {selected.description}{oracle})",
+        f"Accuracy is micro (fraction correct), F1 is macro; mean ± std over up to {seeds} seed(s); "
+        f"normalisation and torch threads of the runs: {', '.join(f'{n} / {t}' for n, t in settings)}. "
+        "The upper bound is trained and selected on target labels; `logreg*` rows are deterministic.",
+    ]
+    if not mixed.empty:
+        cells = ", ".join(f"{m}_{e}_{d}" for m, e, d in mixed.index)
+        parts.append(f"**Warning:** runs of different settings are mixed in: {cells} (rerun `sed-uda grid`).")
+    parts += [
+        main_table(summary, rule),
+        "### Gap closed: (acc − best no-adaptation acc) / (upper bound acc − best no-adaptation acc)",
+        "No-adaptation models: source-only rows and the pooled logistic regressions; upper bound: the best "
+        "target-supervised row.",
+        gap_table(gap_closed(summary, rule)),
+        "### Selection rules side by side (mean target test accuracy)",
+        rules_table(summary),
+        "### How well each rule ranks checkpoints",
+        "Spearman correlation of the rule's score with target test accuracy over the validated epochs of "
+        "each adapting run (mean over runs), and the accuracy lost against the best epoch.",
+        ranking_table(rule_ranking(records)),
+    ]
+    text = "\n\n".join(parts)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text + "\n")

@@ -292,7 +292,10 @@ class UDAModule(LightningModule):
                 self.eval_metrics[key].reset()
                 self.eval_losses[key].reset()
             else:
-                values = {**self.selection_metrics[key].compute(), "snd": self.neighbourhood_density[key].compute()}
+                values = {
+                    **self.selection_metrics[key].compute(),
+                    "snd": self.neighbourhood_density[key].compute(),
+                }
                 self.selection_metrics[key].reset()
                 self.neighbourhood_density[key].reset()
             # The unlabelled target loader reports as "target" (en2zh/val/target_im).

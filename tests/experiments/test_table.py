@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from sed_uda.experiments.selection import RULES
-from sed_uda.experiments.table import write_tables
+from sed_uda.experiments.table import rule_ranking, write_tables
 
-ACC = {  # (method, direction) -> target accuracy per seed; every rule gets acc + rule offset
+ACC = {  # (config name, direction) -> target accuracy per seed; every rule gets acc + rule offset
     ("dann", "en2zh"): [0.50, 0.56, 0.53],
     ("source_only", "en2zh"): [0.40, 0.42, 0.44],
     ("target_supervised", "en2zh"): [0.90, 0.92, 0.94],
@@ -21,6 +21,15 @@ ACC = {  # (method, direction) -> target accuracy per seed; every rule gets acc 
     ("target_supervised", "zh2en"): [0.80, 0.82],
 }
 OFFSET = {rule: 0.01 * i for i, rule in enumerate(RULES)}
+BOUNDS = {"dann": (True, "source"), "source_only": (False, "source"), "target_supervised": (False, "target")}
+
+
+def _history(good_rule_metric: str) -> list[dict]:
+    """Five epochs where `good_rule_metric` rises with target accuracy and source_acc falls."""
+    return [
+        {"epoch": e, "target_test_acc": 0.5 + 0.05 * e, good_rule_metric: e, "source_acc": 1 - 0.1 * e}
+        for e in range(5)
+    ]
 
 
 def _write_runs(root: Path) -> None:
@@ -38,7 +47,17 @@ def _write_runs(root: Path) -> None:
             }
             run = root / f"{method}_cnn1d_{direction}" / f"seed{seed}"
             run.mkdir(parents=True)
-            record = {"method": method, "encoder": "cnn1d", "direction": direction, "seed": seed}
+            adapts, labelled = BOUNDS[method]
+            record = {
+                "method": method,
+                "encoder": "cnn1d",
+                "direction": direction,
+                "seed": seed,
+                "adapts": adapts,
+                "labelled_domain": labelled,
+                "settings_id": f"{method}-{direction}",
+                "history": _history("target_snd"),
+            }
             (run / "record.json").write_text(json.dumps({**record, "selection": selection}))
 
 
@@ -64,19 +83,38 @@ def test_table_reports_mean_and_std_over_seeds(report: tuple[str, pd.DataFrame])
 def test_upper_bound_row_uses_oracle_selection(report: tuple[str, pd.DataFrame]) -> None:
     text, _ = report
     oracle_mean = np.mean(ACC[("target_supervised", "en2zh")]) + OFFSET["target_oracle"]
-    line = next(line for line in text.splitlines() if line.startswith("| Target-supervised"))
+    line = next(line for line in text.splitlines() if line.startswith("| target_supervised (upper bound)"))
     assert f"{oracle_mean:.3f}" in line
 
 
 def test_gap_closed_follows_its_definition(report: tuple[str, pd.DataFrame]) -> None:
     text, _ = report
+    gap_line = next(
+        line for line in text.splitlines() if line.startswith("| dann | cnn1d | ") and "±" not in line
+    )
     for direction in ("en2zh", "zh2en"):
         dann, low = (np.mean(ACC[(m, direction)]) + OFFSET["source_acc"] for m in ("dann", "source_only"))
         high = np.mean(ACC[("target_supervised", direction)]) + OFFSET["target_oracle"]
-        expected = (dann - low) / (high - low)
-        gap_line = next(line for line in text.splitlines() if line.startswith("| 1D-CNN | source_acc |"))
-        assert f"{expected:+.2f}" in gap_line
-    assert "target_oracle (ORACLE)" in text
+        assert f"{(dann - low) / (high - low):+.2f}" in gap_line
+
+
+def test_rule_ranking_prefers_the_rule_that_tracks_target_accuracy(tmp_path: Path) -> None:
+    _write_runs(tmp_path / "runs")
+    records = [json.loads(p.read_text()) for p in (tmp_path / "runs").rglob("record.json")]
+    ranking = rule_ranking(records).set_index("rule")
+    assert ranking.loc["target_snd", "spearman"] == pytest.approx(1.0)
+    assert ranking.loc["source_acc", "spearman"] == pytest.approx(-1.0)
+    assert ranking.loc["target_snd", "regret"] == pytest.approx(0.0)
+    assert ranking.loc["source_acc", "regret"] == pytest.approx(0.2)
+    assert ranking.loc["target_snd", "runs"] == 5  # adapting runs only: dann, 3 + 2 seeds
+
+
+def test_table_warns_when_settings_are_mixed(tmp_path: Path) -> None:
+    _write_runs(tmp_path / "runs")
+    path = tmp_path / "runs" / "dann_cnn1d_en2zh" / "seed2" / "record.json"
+    path.write_text(json.dumps(json.loads(path.read_text()) | {"settings_id": "other"}))
+    text = write_tables(tmp_path / "runs", tmp_path / "results.md")
+    assert "runs of different settings are mixed in: dann_cnn1d_en2zh" in text
 
 
 def test_table_without_runs_says_what_to_do(tmp_path: Path) -> None:

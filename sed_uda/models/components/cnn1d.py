@@ -25,6 +25,7 @@ class CNN1dEncoder(nn.Module):
         embedding_dim: int = 128,
     ) -> None:
         super().__init__()
+        self.in_channels = in_channels
         if kernel_size % 2 == 0:
             raise ValueError(
                 f"kernel_size must be odd so convolutions keep the frame count, got {kernel_size}"

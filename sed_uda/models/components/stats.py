@@ -26,6 +26,7 @@ class StatsEncoder(nn.Module):
         self, in_channels: int = 176, hidden: int = 256, embedding_dim: int = 128, dropout: float = 0.2
     ) -> None:
         super().__init__()
+        self.in_channels = in_channels
         self.net = nn.Sequential(
             nn.Dropout(dropout),
             nn.Linear(2 * in_channels, hidden),
