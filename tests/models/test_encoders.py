@@ -67,6 +67,7 @@ ENCODERS = {
 def test_padding_never_changes_a_rows_embedding(name: str) -> None:
     torch.manual_seed(0)
     encoder = ENCODERS[name]().eval()
+    assert encoder.in_channels == 16
     lengths = [70, 41, 9]
     x, lengths_tensor = _padded_batch(16, lengths)
     with torch.no_grad():
