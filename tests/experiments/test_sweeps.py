@@ -21,9 +21,16 @@ def _pick(spec: dict, position: int) -> object:
     return spec["max"] if position % 2 else spec["min"]
 
 
-def _resolve(obj, path: str):  # noqa: ANN001, ANN202 - walks the instantiated objects
+def _resolve(obj, path: str):  # noqa: ANN001, ANN202 - walks the instantiated objects and their configs
     for part in path.split("."):
-        obj = obj.hparams[part] if hasattr(obj, "hparams") and part in obj.hparams else getattr(obj, part)
+        if isinstance(obj, list | tuple):
+            obj = obj[-1]  # jsonargparse applies `--model.adaptations.init_args.x` to the list's last item
+        if hasattr(obj, "hparams") and part in obj.hparams:
+            obj = obj.hparams[part]
+        elif isinstance(obj, dict):
+            obj = obj[part]
+        else:
+            obj = getattr(obj, part)
     return obj
 
 
