@@ -229,7 +229,12 @@ class CrossLingualDataModule(LightningDataModule):
         channels = np.concatenate(
             [np.arange(cache.config.n_channels)[slices[name]] for name in self.features]
         )
-        frames = np.asarray(cache.features[:, channels], dtype=np.float16)
+        # All blocks (the default) are one contiguous slice: a plain read, not a fancy-indexed gather.
+        contiguous = np.array_equal(channels, np.arange(channels[0], channels[-1] + 1))
+        selected = (
+            cache.features[:, channels[0] : channels[-1] + 1] if contiguous else cache.features[:, channels]
+        )
+        frames = np.array(selected, dtype=np.float16)
         self.manifest = cache.manifest
         if self.normalization != "none":
             groups, members = self._normalization_groups()

@@ -140,6 +140,20 @@ def test_eval_batches_cover_every_row_once_sorted_by_length_with_labels() -> Non
     assert set(unlabelled[0]) == {"x", "lengths"}
 
 
+def test_eval_batches_are_gathered_once_in_the_frames_dtype(monkeypatch: pytest.MonkeyPatch) -> None:
+    frames, offsets = coded_frames(SIZES)
+    half = EvalBatches(frames.half(), offsets, torch.tensor([4, 0, 2]), max_frames=20, batch_size=2)
+    gathered = []
+    real = EvalBatches._gather
+    monkeypatch.setattr(EvalBatches, "_gather", lambda self, i: gathered.append(i) or real(self, i))
+    first = [half[i] for i in range(len(half))]
+    again = [half[i] for i in range(len(half))]  # a second epoch
+    assert gathered == [0, 1]
+    assert all(a is b for a, b in zip(first, again, strict=True))
+    assert all(batch["x"].dtype == torch.float16 for batch in first)
+    assert_crops_of(first[0]["x"].float(), first[0]["lengths"], torch.tensor([0, 2]), SIZES)
+
+
 def test_a_restored_stream_continues_exactly_where_the_saved_one_stood() -> None:
     saved, fresh = make_crops(seed=2), make_crops(seed=2)
     batches_of(saved)  # one epoch
