@@ -118,6 +118,17 @@ def test_a_changed_included_config_changes_the_cells_identity(configs: Path, tmp
     assert "batch_size: 7" in data.read_text() and spec.runs()[0].run_id != before
 
 
+def test_seeds_of_a_cell_share_its_settings_but_not_its_identity(
+    configs: Path, tiny_cache: Path, tmp_path: Path
+) -> None:
+    spec = _spec(configs, tiny_cache, tmp_path / "runs")
+    spec.seeds = [0, 1]
+    first, second = [run for run in spec.runs() if run.cell == spec.cells[0]]
+    assert first.settings_id == second.settings_id  # so tables pool the seeds without a warning
+    assert first.run_id != second.run_id
+    assert "--seed_everything=1" in second.arguments and "--data.seed=1" in second.arguments
+
+
 def test_grid_names_missing_config_files(configs: Path, tiny_cache: Path, tmp_path: Path) -> None:
     spec = _spec(configs, tiny_cache, tmp_path / "runs")
     spec.cells = [Cell(configs / "adaptation" / "dann.yaml", configs / "encoder" / "transformer.yaml")]
