@@ -15,15 +15,35 @@ import sys
 import typing
 from collections.abc import Callable, Sequence
 
-from sed_uda.commands import demo, grid, prepare, probe, synth, table
+from sed_uda.commands import classify, demo, grid, prepare, probe, synth, table
 from sed_uda.errors import user_message
 
 TOOL_COMMANDS: dict[str, Callable[..., object]] = {
-    f.__name__: f for f in (synth, prepare, probe, grid, table, demo)
+    f.__name__: f for f in (synth, prepare, probe, grid, table, demo, classify)
 }
 TRAINING_COMMANDS = ("fit", "validate", "test", "predict")
 INTERRUPTED = 130
 """Exit status after Ctrl-C, as shells report a process ended by SIGINT."""
+
+
+def _listed_paths(args: Sequence[str]) -> list[str]:
+    """`classify --ckpt C a.wav dir/` -> `classify --ckpt C '["a.wav", "dir/"]'`: jsonargparse takes a
+    positional list as one JSON value, users type paths one after another (every option takes a value)."""
+    import json
+
+    command, rest = args[0], list(args[1:])
+    options, paths, k = [], [], 0
+    while k < len(rest):
+        arg = rest[k]
+        takes_value = arg.startswith("--") and "=" not in arg and arg not in ("--help", "--print_config")
+        if arg.startswith("-"):
+            options += rest[k : k + 1 + takes_value]
+            k += 1 + takes_value
+        else:
+            paths.append(arg)
+            k += 1
+    return [command, *options, *([json.dumps(paths)] if paths else [])]
+
 
 OVERVIEW = """sed-uda: cross-lingual speech emotion recognition with unsupervised domain adaptation.
 
@@ -34,6 +54,7 @@ Data and experiments:
   grid      run a grid of experiments (methods x encoders x directions x seeds), resumable
   table     collect runs into the poster-shaped results table (mean +- std over seeds)
   demo      the whole study on the bundled corpus: synth, prepare, grid, table
+  classify  emotion of new recordings (wav/flac) with a trained checkpoint
 Training (LightningCLI):
   fit | validate | test | predict --config configs/experiment/<name>.yaml
 
@@ -104,6 +125,7 @@ def _run(args: list[str]) -> None:
         from jsonargparse import CLI
 
         flags = _flags(TOOL_COMMANDS[command])
+        args = _listed_paths(args) if command == "classify" else args
         CLI(
             list(TOOL_COMMANDS.values()),
             args=normalise_options(args, flags),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from sed_uda.errors import BadArgument
+from sed_uda.errors import BadArgument, UserError
 from sed_uda.experiments.grid import Cell
 from sed_uda.experiments.selection import RULES
 
@@ -145,3 +145,37 @@ def demo(
     from sed_uda.experiments.demo import run_demo
 
     run_demo(data, grid_config, out, workers=workers, verbose=verbose)
+
+
+def classify(
+    paths: list[str],
+    ckpt: str | None = None,
+    out: str | None = None,
+    speaker_from: Literal["parent-folder", "file"] | None = None,
+    batch_size: int = 64,
+    device: str = "cpu",
+) -> None:
+    """Predict the emotion of recordings (wav/flac, any sample rate and channels) with a trained checkpoint.
+
+    Prints file, emotion, confidence and every class's probability; a bad file is reported and skipped,
+    and the command then exits non-zero.
+
+    Args:
+        paths: wav/flac files, or folders searched recursively.
+        ckpt: Checkpoint written by `sed-uda fit` (e.g. runs/<run>/checkpoints/best-source_acc.ckpt).
+        out: Also write the predictions to this .csv or .json file.
+        speaker_from: Models trained with per-speaker normalisation only: pool statistics over each
+            folder's recordings ("parent-folder": one folder per speaker) or use each file's own ("file",
+            the default). Models with global normalisation use the statistics stored in the checkpoint.
+        batch_size: Recordings per forward pass.
+        device: "cpu" or "cuda".
+    """
+    from sed_uda.inference.classify import ClassifyError, classify_recordings
+
+    if ckpt is None:
+        raise BadArgument("--ckpt is required: a checkpoint of `sed-uda fit` (runs/<run>/checkpoints/)")
+    out_file = None if out is None else Path(out)
+    try:
+        classify_recordings(Path(ckpt), [Path(p) for p in paths], out_file, speaker_from, batch_size, device)
+    except ClassifyError as error:  # a problem with the user's files or options, not a bug
+        raise UserError(str(error)) from error

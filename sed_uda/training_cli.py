@@ -12,17 +12,22 @@ import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+from pathlib import Path
 
 import torch
 from jsonargparse import Namespace
 from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch import Trainer
 from lightning.pytorch.cli import LightningCLI
 
-from sed_uda.callbacks.checkpoint import SelectionCheckpoint
+from sed_uda.callbacks.checkpoint import LastCheckpoint, SelectionCheckpoint
+from sed_uda.callbacks.predictions import PredictionWriter
+from sed_uda.callbacks.resume import ResumeState, continue_loggers, keep_csv_history
 from sed_uda.callbacks.wandb_logging import DiscardEmptyWandbRuns, default_wandb_mode, finish_wandb_runs
 from sed_uda.cli import normalise_options
 from sed_uda.data.datamodule import CrossLingualDataModule
 from sed_uda.errors import UserError
+from sed_uda.inference.checkpoint import DATA_STATE, CheckpointMismatch, differences, read_checkpoint
 from sed_uda.models.uda import UDAModule
 
 
@@ -31,6 +36,12 @@ class SedUdaCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser) -> None:  # noqa: ANN001 - LightningArgumentParser
         parser.add_lightning_class_args(SelectionCheckpoint, "selection")
+        parser.add_argument(
+            "--untrained",
+            type=bool,
+            default=False,
+            help="validate/test/predict without --ckpt_path (random weights)",
+        )
         # The model's parts decide what data it needs; the data decides the model's input and direction.
         parser.link_arguments(
             "model.adaptations", "data.unlabelled_target", compute_fn=bool, apply_on="parse"
@@ -56,6 +67,62 @@ class SedUdaCLI(LightningCLI):
                 init_args.name = name
         if config.selection.dirpath is None:
             config.selection.dirpath = f"{trainer.default_root_dir}/checkpoints"
+        self.checkpoint = self._requested_checkpoint(config)
+        if self.subcommand == "fit" and self.checkpoint is not None:
+            continue_loggers(trainer, self.checkpoint)
+
+    def instantiate_trainer(self, **kwargs) -> Trainer:  # noqa: ANN003 - LightningCLI's signature
+        """The configured trainer plus `last.ckpt` beside the selection checkpoints, the random and logger
+        state a resumed run needs, and (predict) the predictions CSV writer."""
+        trainer = super().instantiate_trainer(**kwargs)
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        trainer.callbacks += [LastCheckpoint(dirpath=config.selection.dirpath), ResumeState()]
+        if self.subcommand == "predict":
+            trainer.callbacks.append(PredictionWriter())
+        return trainer
+
+    def _requested_checkpoint(self, config) -> dict | None:  # noqa: ANN001 - jsonargparse Namespace
+        """The checkpoint named by --ckpt_path (`last` = the run's last.ckpt), read safely; None if none."""
+        path = config.get("ckpt_path")
+        if path == "last":
+            path = Path(config.selection.dirpath) / "last.ckpt"
+            path = path if path.is_file() else None
+        if path is None:
+            if self.subcommand in ("validate", "test", "predict") and not config.get("untrained"):
+                raise CheckpointMismatch(
+                    f"`sed-uda {self.subcommand}` needs --ckpt_path (a checkpoint of `sed-uda fit`, e.g. "
+                    f"{config.selection.dirpath}/best-{config.selection.rule}.ckpt); "
+                    "pass --untrained=true to evaluate random weights on purpose"
+                )
+            return None
+        return read_checkpoint(path)
+
+    def _parse_ckpt_path(self) -> None:
+        """Keep the configured model: LightningCLI would silently replace it by the checkpoint's
+        hyperparameters; `_check_checkpoint` refuses a checkpoint that differs instead."""
+
+    def _check_checkpoint(self) -> None:
+        """Refuse a checkpoint of another model or input recipe, naming every differing value."""
+        if self.checkpoint is None:
+            return
+        stored = {"model": self.checkpoint.get("hyper_parameters", {})}
+        configured = {"model": dict(self.model.hparams)}
+        if DATA_STATE in self.checkpoint:
+            stored["data"] = {k: self.checkpoint[DATA_STATE].get(k) for k in self.datamodule.recipe()}
+            configured["data"] = self.datamodule.recipe()
+        different = differences(stored, configured)
+        if different:
+            raise CheckpointMismatch(
+                f"the checkpoint does not match the configuration ({different}); pass the config it was "
+                "trained with"
+            )
+
+    def before_fit(self) -> None:
+        self._check_checkpoint()
+        if self.checkpoint is not None:
+            keep_csv_history(self.trainer, self.checkpoint)
+
+    before_validate = before_test = before_predict = _check_checkpoint
 
     def instantiate_classes(self) -> None:
         """Refuse a GPU trainer on a machine without one; report classes refusing their config in one line."""
@@ -136,16 +203,22 @@ def _cli(cli_class: type[SedUdaCLI], args: Sequence[str] | None, run: bool) -> S
     warnings.filterwarnings("ignore", message=r".*`IterableDataset` has `__len__` defined.*")
     # `sed-uda` and the grid pass their arguments on purpose, whatever sys.argv holds.
     warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended to run from within")
-    return cli_class(
-        UDAModule,
-        CrossLingualDataModule,
-        args=normalise_options(args) if args is not None else None,
-        run=run,
-        parser_kwargs={"parser_mode": "omegaconf", "exit_on_error": False},
-        save_config_kwargs={"overwrite": True},
-        trainer_defaults={"callbacks": [DiscardEmptyWandbRuns()], **(QUIET_TRAINER if _quiet.get() else {})},
-        auto_configure_optimizers=False,
-    )
+    try:
+        return cli_class(
+            UDAModule,
+            CrossLingualDataModule,
+            args=normalise_options(args) if args is not None else None,
+            run=run,
+            parser_kwargs={"parser_mode": "omegaconf", "exit_on_error": False},
+            save_config_kwargs={"overwrite": True},
+            trainer_defaults={
+                "callbacks": [DiscardEmptyWandbRuns()],
+                **(QUIET_TRAINER if _quiet.get() else {}),
+            },
+            auto_configure_optimizers=False,
+        )
+    except CheckpointMismatch as error:  # a checkpoint that does not fit the configuration: the user's to fix
+        raise ConfigError(str(error)) from error
 
 
 def training_cli(args: Sequence[str] | None = None, run: bool = True) -> SedUdaCLI:

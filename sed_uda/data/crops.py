@@ -5,7 +5,8 @@ Every utterance's frames lie back to back in one (total_frames, channels) tensor
 no per-utterance Python loop. Training streams draw random fixed-size crops from a cycling random
 permutation; evaluation batches hold whole utterances (centre-cropped beyond a maximum) padded to the
 longest row of the batch. Rows shorter than the width are zero-padded and `lengths` says how many
-frames are real.
+frames are real. Training streams are checkpointed (`state_dict` / `load_state_dict`, served to Lightning
+by `StreamLoader`), so a resumed run draws exactly the crops an uninterrupted one would have.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset, IterableDataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 Batch = dict[str, Tensor]
 
@@ -93,6 +94,13 @@ class CyclingPermutation:
             count -= len(part)
         return torch.cat(parts)
 
+    def state_dict(self) -> dict[str, object]:
+        """The current pass's order and the position in it (the generator is saved by its owner)."""
+        return {"order": self._order.clone(), "next": self._next}
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        self._order, self._next = state["order"].clone(), int(state["next"])
+
 
 class RandomCrops(IterableDataset):
     """`steps` batches {"x", "lengths"} of random crops of the utterances `rows`, without labels.
@@ -100,7 +108,9 @@ class RandomCrops(IterableDataset):
     It is built from frames and row indices only, so nothing that iterates it can reach a label.
     The random stream lives as long as the dataset: each epoch continues it (new crops, and the
     permutation cycles on), and it is drawn from `stream_generator(seed, stream)` on first use, when
-    the distributed rank is known, so every rank draws its own reproducible stream.
+    the distributed rank is known, so every rank draws its own reproducible stream. `state_dict` holds
+    the generator state, the permutation and the batches drawn this epoch, so a stream restored with
+    `load_state_dict` continues exactly where the saved one stood.
     """
 
     def __init__(
@@ -124,16 +134,44 @@ class RandomCrops(IterableDataset):
         self.stream = stream
         self._generator: torch.Generator | None = None
         self._order: CyclingPermutation | None = None
+        self._drawn = 0
+        """Batches drawn in the current epoch."""
+        self._resume_at = 0
+        """Batches of the current epoch already drawn before `load_state_dict`; the next epoch skips them."""
 
     def __len__(self) -> int:
         return self.steps
 
     def __iter__(self) -> Iterator[Batch]:
+        self._start()
+        first, self._resume_at = self._resume_at, 0
+        for index in range(first, self.steps):
+            batch = self._batch(self._order.take(self.batch_size))
+            self._drawn = index + 1
+            yield batch
+
+    def _start(self) -> None:
         if self._generator is None:
             self._generator = stream_generator(self.seed, self.stream)
             self._order = CyclingPermutation(len(self.rows), self._generator)
-        for _ in range(self.steps):
-            yield self._batch(self._order.take(self.batch_size))
+
+    def state_dict(self) -> dict[str, object]:
+        """Generator state, permutation position and batches drawn this epoch (all tensors and ints)."""
+        self._start()
+        return {"generator": self._generator.get_state(), "drawn": self._drawn, **self._order.state_dict()}
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        """Continue the saved stream: the rest of its epoch if it stopped inside one, else a new epoch.
+
+        Lightning prefetches one batch, so a checkpoint written inside an epoch (`every_n_train_steps`)
+        holds a stream one batch ahead of training; the checkpoints `fit` writes are all at epoch ends,
+        where the stream has drawn exactly `steps` batches.
+        """
+        self._start()
+        self._generator.set_state(state["generator"])
+        self._order.load_state_dict(state)
+        self._drawn = int(state["drawn"])
+        self._resume_at = self._drawn if self._drawn < self.steps else 0
 
     def _batch(self, picks: Tensor) -> Batch:
         x, lengths = random_crops(
@@ -162,6 +200,20 @@ class LabelledRandomCrops(RandomCrops):
 
     def _batch(self, picks: Tensor) -> Batch:
         return {**super()._batch(picks), "y": self.labels[picks]}
+
+
+class StreamLoader(DataLoader):
+    """The DataLoader of a training stream, stateful in Lightning's sense: the fit loop saves its
+    `state_dict` in every checkpoint and restores it on resume (batches are built in-process)."""
+
+    def __init__(self, dataset: RandomCrops) -> None:
+        super().__init__(dataset, batch_size=None, shuffle=False, num_workers=0)
+
+    def state_dict(self) -> dict[str, object]:
+        return self.dataset.state_dict()
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        self.dataset.load_state_dict(state)
 
 
 class EvalBatches(Dataset):

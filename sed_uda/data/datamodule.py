@@ -22,7 +22,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from sed_uda.corpus.layout import EMOTIONS, LANGUAGES, SPLITS
-from sed_uda.data.crops import EvalBatches, LabelledRandomCrops, RandomCrops
+from sed_uda.data.crops import EvalBatches, LabelledRandomCrops, RandomCrops, StreamLoader
 from sed_uda.data.keys import LABELLED, UNLABELLED, direction_name
 from sed_uda.data.normalization import ChannelStats, standardise
 from sed_uda.features.config import FEATURE_NAMES, FeatureConfig
@@ -178,10 +178,10 @@ class CrossLingualDataModule(LightningDataModule):
         }
         labels = self.labels(rows)
         labelled = LabelledRandomCrops(frames, offsets, torch.from_numpy(rows), labels, **crops, stream=0)
-        loaders = {LABELLED: _loader(labelled)}
+        loaders = {LABELLED: StreamLoader(labelled)}
         if self.unlabelled_target:
             target_rows = torch.from_numpy(self.rows(self.target, "train"))
-            loaders[UNLABELLED] = _loader(RandomCrops(frames, offsets, target_rows, **crops, stream=1))
+            loaders[UNLABELLED] = StreamLoader(RandomCrops(frames, offsets, target_rows, **crops, stream=1))
         # Both sides cycle inside their own stream and yield exactly `train_steps` batches, so
         # "min_size" ends the epoch at train_steps. "max_size_cycle" would add nothing but risk: it
         # restarts an exhausted side's iterator mid-epoch and stretches the epoch to the longer side.
@@ -229,7 +229,12 @@ class CrossLingualDataModule(LightningDataModule):
         channels = np.concatenate(
             [np.arange(cache.config.n_channels)[slices[name]] for name in self.features]
         )
-        frames = np.asarray(cache.features[:, channels], dtype=np.float16)
+        # All blocks (the default) are one contiguous slice: a plain read, not a fancy-indexed gather.
+        contiguous = np.array_equal(channels, np.arange(channels[0], channels[-1] + 1))
+        selected = (
+            cache.features[:, channels[0] : channels[-1] + 1] if contiguous else cache.features[:, channels]
+        )
+        frames = np.array(selected, dtype=np.float16)
         self.manifest = cache.manifest
         if self.normalization != "none":
             groups, members = self._normalization_groups()
@@ -256,6 +261,44 @@ class CrossLingualDataModule(LightningDataModule):
     def _tensors(self) -> tuple[Tensor, Tensor]:
         self._loaded_manifest()
         return self.frames, self.offsets
+
+    # ---- checkpoint state: what a checkpoint needs to be used without the cache ----------------------
+    # Lightning stores `state_dict()` in every checkpoint under this class's name and hands it back to
+    # `load_state_dict` when a checkpoint is restored (fit resume, validate/test/predict --ckpt_path).
+
+    def recipe(self) -> dict[str, object]:
+        """How inputs are made from audio, known from the configuration alone (no `setup` needed)."""
+        return {
+            "feature_config": self.config.to_dict(),
+            "features": list(self.features),
+            "num_channels": self.num_channels,
+            "normalization": self.normalization,
+            "class_names": list(EMOTIONS),
+            "direction": self.direction,
+        }
+
+    def state_dict(self) -> dict[str, object]:
+        """The recipe, librosa's version, the evaluation crop and the normalisation statistics: the
+        source-train mean/std (global) or none (speaker: statistics come from each speaker's own audio)."""
+        stats = self.normalization_stats if self.normalization == "global" else None
+        return {
+            **self.recipe(),
+            "librosa_version": read_meta(self.cache_dir).get("librosa_version"),
+            "max_eval_frames": self.max_eval_frames,
+            "normalization_stats": None
+            if stats is None
+            else {"mean": torch.from_numpy(stats.mean[0]), "std": torch.from_numpy(stats.std[0])},
+        }
+
+    def load_state_dict(self, state_dict: dict[str, object]) -> None:
+        """Refuse a checkpoint whose inputs were made differently from this configuration's."""
+        from sed_uda.inference.checkpoint import CheckpointMismatch, differences
+
+        different = differences(
+            {"data": {k: state_dict.get(k) for k in self.recipe()}}, {"data": self.recipe()}
+        )
+        if different:
+            raise CheckpointMismatch(f"the checkpoint's data differ from the configuration: {different}")
 
 
 def _labels_of(manifest: pd.DataFrame, rows: np.ndarray, cache_dir: Path) -> np.ndarray:

@@ -75,10 +75,12 @@ def standardise(
     """Standardise `frames` in place: utterance i becomes (x - mean[g]) / std[g] with g = groups[i],
     where group g's statistics are pooled over the utterances `members[g]`. Returns the statistics."""
     stats = pooled_stats(frames, offsets, members)
-    mean, std = stats.mean.astype(np.float32), stats.std.astype(np.float32)
+    mean, scale = stats.mean.astype(np.float32), (1.0 / stats.std).astype(np.float32)
     counts = np.diff(offsets)
     for a, b in _row_chunks(offsets):
         group = np.repeat(groups[a:b], counts[a:b])
         block = frames[offsets[a] : offsets[b]].astype(np.float32)
-        frames[offsets[a] : offsets[b]] = (block - mean[group]) / std[group]
+        block -= mean[group]
+        block *= scale[group]
+        frames[offsets[a] : offsets[b]] = block
     return stats

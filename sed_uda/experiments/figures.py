@@ -211,7 +211,13 @@ def confusion_matrices(matrices: Mapping[str, pd.DataFrame], normalize: bool = T
 
 
 def read_metrics(run_dir: str | Path) -> pd.DataFrame:
-    """The CSVLogger metrics of a run (`csv/version_<k>/metrics.csv`, the highest k)."""
+    """The CSVLogger metrics of a run, its whole history across resumes.
+
+    A resumed `fit` continues its run's `csv/version_<k>/metrics.csv`; a run resumed into a new version
+    folder (or logs from before resumes continued the log) is stitched together: each version's rows
+    replace the earlier versions' rows from its first step on, so a fresh run in the same folder, which
+    starts at step 0, shows alone.
+    """
     files = sorted(
         Path(run_dir).glob("csv/version_*/metrics.csv"),
         key=lambda p: int(re.sub(r"\D", "", p.parent.name) or 0),
@@ -221,7 +227,12 @@ def read_metrics(run_dir: str | Path) -> pd.DataFrame:
             f"{Path(run_dir) / 'csv'} holds no version_*/metrics.csv; train with the CSVLogger of "
             "configs/trainer/*.yaml (e.g. `sed-uda grid`) and pass the run folder <runs>/<cell>/seed<k>"
         )
-    return pd.read_csv(files[-1])
+    history = pd.read_csv(files[0])
+    for file in files[1:]:
+        metrics = pd.read_csv(file)
+        earlier = history[history["step"] < metrics["step"].min()] if len(metrics) else history
+        history = pd.concat([earlier, metrics], ignore_index=True)
+    return history
 
 
 def training_curves(metrics: pd.DataFrame) -> Figure:

@@ -50,6 +50,11 @@ class Run:
     run_dir: Path
 
     @property
+    def arguments(self) -> tuple[str, ...]:
+        """The LightningCLI overrides of this run: its seed, then the grid's overrides."""
+        return (f"--seed_everything={self.seed}", f"--data.seed={self.seed}", *self.overrides)
+
+    @property
     def settings_id(self) -> str:
         """Hash of everything that defines the run except its seed (runs of one table cell share it):
         its config files, the files they include, and its overrides."""
@@ -93,7 +98,7 @@ class GridSpec:
                             direction,
                             seed,
                             (Path(experiment), Path(cell.encoder), Path(cell.adaptation)),
-                            (f"--seed_everything={seed}", f"--data.seed={seed}", *self.overrides),
+                            tuple(self.overrides),
                             Path(self.runs_dir)
                             / f"{cell.method}_{cell.encoder_name}_{direction}"
                             / f"seed{seed}",
@@ -150,7 +155,7 @@ def run_grid(spec: GridSpec, quiet: bool = False) -> list[dict]:
         record = run_experiment(
             run.configs,
             run.run_dir,
-            run.overrides,
+            run.arguments,
             labels={
                 "method": run.cell.method,
                 "encoder": run.cell.encoder_name,

@@ -15,7 +15,7 @@ import torch
 
 from sed_uda.adaptation.base import AdaptationInputs, AdaptationLoss
 from tests.adaptation.common import DIM, TinyModel, step
-from tests.adaptation.test_configs import CONFIGS, load
+from tests.adaptation.test_in_model import CONFIGS, load
 
 METHODS = [(path.stem, index) for path in CONFIGS for index, _ in enumerate(load(path))]
 

@@ -12,6 +12,7 @@ from sed_uda.data.crops import (
     EvalBatches,
     LabelledRandomCrops,
     RandomCrops,
+    StreamLoader,
     centre_crops,
     random_crops,
 )
@@ -137,3 +138,44 @@ def test_eval_batches_cover_every_row_once_sorted_by_length_with_labels() -> Non
     assert sorted(seen) == sorted(rows.tolist())
     unlabelled = EvalBatches(frames, offsets, rows, max_frames=20, batch_size=4)
     assert set(unlabelled[0]) == {"x", "lengths"}
+
+
+def test_eval_batches_are_gathered_once_in_the_frames_dtype(monkeypatch: pytest.MonkeyPatch) -> None:
+    frames, offsets = coded_frames(SIZES)
+    half = EvalBatches(frames.half(), offsets, torch.tensor([4, 0, 2]), max_frames=20, batch_size=2)
+    gathered = []
+    real = EvalBatches._gather
+    monkeypatch.setattr(EvalBatches, "_gather", lambda self, i: gathered.append(i) or real(self, i))
+    first = [half[i] for i in range(len(half))]
+    again = [half[i] for i in range(len(half))]  # a second epoch
+    assert gathered == [0, 1]
+    assert all(a is b for a, b in zip(first, again, strict=True))
+    assert all(batch["x"].dtype == torch.float16 for batch in first)
+    assert_crops_of(first[0]["x"].float(), first[0]["lengths"], torch.tensor([0, 2]), SIZES)
+
+
+def test_a_restored_stream_continues_exactly_where_the_saved_one_stood() -> None:
+    saved, fresh = make_crops(seed=2), make_crops(seed=2)
+    batches_of(saved)  # one epoch
+    fresh.load_state_dict(saved.state_dict())
+    assert all(torch.equal(a, b) for a, b in zip(batches_of(saved), batches_of(fresh), strict=True))
+
+
+def test_a_stream_restored_inside_an_epoch_yields_the_rest_of_it() -> None:
+    reference, interrupted, restored = make_crops(seed=5), make_crops(seed=5), make_crops(seed=5)
+    epoch = batches_of(reference)
+    iterator = iter(interrupted)
+    next(iterator), next(iterator)
+    restored.load_state_dict(interrupted.state_dict())
+    rest = batches_of(restored)
+    assert len(rest) == len(epoch) - 2
+    assert all(torch.equal(a, b) for a, b in zip(epoch[2:], rest, strict=True))
+    assert len(batches_of(restored)) == len(epoch)  # the next epoch is whole again
+
+
+def test_stream_loader_is_stateful_for_lightning() -> None:
+    from lightning.fabric.utilities.types import _Stateful
+
+    loader = StreamLoader(make_crops())
+    assert isinstance(loader, _Stateful)
+    assert set(loader.state_dict()) == {"generator", "drawn", "order", "next"}

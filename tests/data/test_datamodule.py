@@ -1,4 +1,4 @@
-"""CrossLingualDataModule: the batch contract, what each method trains on, normalisation and errors."""
+"""CrossLingualDataModule: the batch contract, which side is labelled, normalisation and errors."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def language_rows(cache: Path, language: str, split: str | None = None) -> np.nd
     return load_cache(cache).select(language, split)
 
 
-def test_training_batches_follow_the_contract_for_dann(random_cache: Path) -> None:
+def test_training_batches_follow_the_contract_with_unlabelled_target(random_cache: Path) -> None:
     dm = datamodule(random_cache, steps_per_epoch=9)
     loader = dm.train_dataloader()
     batches = [batch for batch, _, _ in loader]
@@ -53,22 +53,53 @@ def test_unlabelled_side_is_built_without_labels(random_cache: Path) -> None:
     assert isinstance(loaders[LABELLED].dataset, LabelledRandomCrops)
 
 
-@pytest.mark.parametrize(
-    ("method", "labelled_language"), [("source_only", "en"), ("target_supervised", "zh"), ("dann", "en")]
-)
-def test_each_method_learns_from_its_languages_labels(
-    random_cache: Path, method: str, labelled_language: str
+@pytest.mark.parametrize("labelled", ["source", "target"])
+def test_no_target_train_label_is_ever_served_for_training(
+    random_cache: Path, labelled: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    dm = datamodule(random_cache, method=method, normalization="none")
+    """Every label the data module looks up, for any loader, comes from rows other than target train,
+    unless the target side is the labelled one (the upper bound), which then reads exactly those."""
+    asked: list[int] = []
+    real = CrossLingualDataModule.labels
+
+    def recording(self: CrossLingualDataModule, rows: np.ndarray) -> torch.Tensor:
+        asked.extend(np.asarray(rows).tolist())
+        return real(self, rows)
+
+    monkeypatch.setattr(CrossLingualDataModule, "labels", recording)
+    dm = datamodule(random_cache, labelled=labelled, unlabelled_target=True, steps_per_epoch=3)
+    target_train = set(dm.rows("zh", "train").tolist())
+    for batch, _, _ in dm.train_dataloader():
+        assert "y" not in batch[UNLABELLED]
+    trained_on = set(asked)
+    assert trained_on == set(dm.rows("zh" if labelled == "target" else "en", "train").tolist())
+    asked.clear()
+    for loader in dm.val_dataloader() + dm.test_dataloader():
+        for _ in loader:
+            pass
+    assert not set(asked) & target_train  # evaluation scores target train without labels
+
+
+@pytest.mark.parametrize(
+    ("labelled", "unlabelled_target", "labelled_language"),
+    [("source", False, "en"), ("target", False, "zh"), ("source", True, "en"), ("target", True, "zh")],
+)
+def test_each_side_comes_from_its_language(
+    random_cache: Path, labelled: str, unlabelled_target: bool, labelled_language: str
+) -> None:
+    dm = datamodule(
+        random_cache, labelled=labelled, unlabelled_target=unlabelled_target, normalization="none"
+    )
+    assert dm.labelled_language == labelled_language
     batches = [batch for batch, _, _ in dm.train_dataloader()]
     n_train = len(language_rows(random_cache, labelled_language, "train"))
     assert len(batches) == dm.train_steps == math.ceil(n_train / 4)
     for batch in batches:
-        assert set(batch) == ({LABELLED, UNLABELLED} if method == "dann" else {LABELLED})
+        assert set(batch) == ({LABELLED, UNLABELLED} if unlabelled_target else {LABELLED})
         # the fixture draws English frames around +4 and Mandarin around -4
         means = batch[LABELLED]["x"].sum(dim=(1, 2)) / (batch[LABELLED]["lengths"] * CHANNELS)
         assert torch.all(torch.sign(means) == (1 if labelled_language == "en" else -1))
-        if method == "dann":
+        if unlabelled_target:
             target = batch[UNLABELLED]["x"].sum(dim=(1, 2)) / (batch[UNLABELLED]["lengths"] * CHANNELS)
             assert torch.all(target < 0)
 
@@ -90,7 +121,7 @@ def test_feature_subset_picks_the_right_channels(random_cache: Path) -> None:
 
 
 def test_global_normalisation_uses_source_train_frames_only(random_cache: Path) -> None:
-    dm = datamodule(random_cache, method="target_supervised")
+    dm = datamodule(random_cache, labelled="target")
     cache = load_cache(random_cache)
     frames = dm.frames.double().numpy()
     source_train = np.concatenate([frames[slice(*cache.offsets[r : r + 2])] for r in dm.rows("en", "train")])
@@ -144,9 +175,11 @@ def test_predict_loader_returns_every_row_with_its_frames(random_cache: Path) ->
     seen = []
     for batch in dm.predict_dataloader():
         assert set(batch) == {"x", "lengths", "row"}
+        assert batch["x"].dtype == dm.frames.dtype == torch.float16  # evaluation keeps the cache's dtype
         for x, n, row in zip(batch["x"], batch["lengths"], batch["row"], strict=True):
             start = int(dm.offsets[row])
-            torch.testing.assert_close(x[:, :n], dm.frames[start : start + n].T.float())
+            assert torch.equal(x[:, :n], dm.frames[start : start + n].T)
+            assert torch.all(x[:, n:] == 0)
         seen += batch["row"].tolist()
     assert sorted(seen) == list(range(len(dm.manifest)))
 
@@ -158,7 +191,7 @@ def test_predict_loader_returns_every_row_with_its_frames(random_cache: Path) ->
         ({"features": ["mel", "pitch"]}, "unknown: \\['pitch'\\]"),
         ({"features": []}, "features must be"),
         ({"batch_size": 0}, "batch_size must be a positive"),
-        ({"method": "coral"}, "method must be one of"),
+        ({"labelled": "both"}, "labelled must be one of"),
     ],
 )
 def test_bad_arguments_are_clear_errors(random_cache: Path, kwargs: dict, message: str) -> None:

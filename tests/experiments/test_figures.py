@@ -24,7 +24,11 @@ def dann_run(tiny_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     """A finished one-epoch DANN run (record, checkpoints, metrics.csv, confusion CSVs)."""
     run_dir = tmp_path_factory.mktemp("runs") / "dann_cnn1d_en2zh" / "seed0"
     run_experiment(
-        [REPO / "configs" / "experiment" / "dann_cnn1d_en2zh.yaml"],
+        [
+            REPO / "configs" / "experiment" / "en2zh.yaml",
+            REPO / "configs" / "encoder" / "cnn1d.yaml",
+            REPO / "configs" / "adaptation" / "dann.yaml",
+        ],
         run_dir,
         [
             *FAST,
@@ -110,9 +114,10 @@ def test_confusions_sum_seeds_and_rows_normalise(tmp_path: Path) -> None:
 
 def test_training_curves_plot_logged_lambda(dann_run: Path) -> None:
     metrics = figures.read_metrics(dann_run)
+    assert "en2zh/train/dann_lambda" in metrics and "en2zh/train/dann_loss" in metrics
     fig = figures.training_curves(metrics)
     assert [ax.get_title() for ax in fig.axes] == ["GRL λ", "training loss", "validation accuracy"]
-    logged = metrics["en2zh/train/grl_lambda"].dropna().to_numpy()
+    logged = metrics["en2zh/train/dann_lambda"].dropna().to_numpy()
     np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), logged)
     with pytest.raises(ValueError, match="log_every_n_steps"):
         figures.training_curves(metrics[metrics["en2zh/train/class_loss"].isna()])
@@ -120,11 +125,18 @@ def test_training_curves_plot_logged_lambda(dann_run: Path) -> None:
         figures.read_metrics(dann_run / "checkpoints")
 
 
+def test_a_checkpoint_rebuilds_its_configured_model(dann_run: Path) -> None:
+    model = UDAModule.load_from_checkpoint(selected_checkpoint(dann_run), map_location="cpu")
+    assert type(model.encoder).__name__ == "CNN1dEncoder" and model.encoder.out_dim == 128
+    assert model.encoder.in_channels == 176  # linked from the data module's channels
+    assert [type(a).__name__ for a in model.adaptations] == ["DANN"]
+
+
 def test_embed_rows_returns_one_embedding_per_requested_row(dann_run: Path, tiny_cache: Path) -> None:
     checkpoint = selected_checkpoint(dann_run)
     rows, embeddings = embed_rows(checkpoint, tiny_cache, max_per_group=3, splits=["train"])
     model = UDAModule.load_from_checkpoint(checkpoint, map_location="cpu")
-    assert embeddings.shape == (len(rows), model.hparams.embedding_dim)
+    assert embeddings.shape == (len(rows), model.encoder.out_dim)
     assert (rows["split"] == "train").all()
     assert rows.groupby(["language", "emotion"]).size().to_dict() == {
         (language, emotion): 3 for language in ("en", "zh") for emotion in EMOTIONS

@@ -1,7 +1,9 @@
-"""`sed-uda grid`: every cell once, records complete, an interrupted grid redoes only what is missing."""
+"""`sed-uda grid`: every cell once, records complete, an interrupted grid redoes only what is missing,
+and a cell re-runs exactly when one of its config files or the grid's overrides change."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -11,16 +13,25 @@ from sed_uda.experiments.grid import Cell, GridSpec, load_grid, run_grid
 from sed_uda.experiments.selection import RULES
 from tests.conftest import FAST, REPO
 
+CONFIGS = REPO / "configs"
+
 
 @pytest.fixture
-def spec(tiny_cache: Path, tmp_path: Path) -> GridSpec:
+def configs(tmp_path: Path) -> Path:
+    """A private copy of configs/ that a test may edit (experiment files include their neighbours)."""
+    return Path(shutil.copytree(CONFIGS, tmp_path / "configs"))
+
+
+def _spec(configs: Path, tiny_cache: Path, runs_dir: Path) -> GridSpec:
     return GridSpec(
         name="tiny",
-        runs_dir=tmp_path / "runs",
-        experiments_dir=REPO / "configs" / "experiment",
-        cells=[Cell("dann", "cnn1d"), Cell("source_only", "cnn1d")],
-        directions=["en2zh"],
-        seeds=[0, 1],
+        runs_dir=runs_dir,
+        cells=[
+            Cell(configs / "adaptation" / "dann.yaml", configs / "encoder" / "cnn1d.yaml"),
+            Cell(configs / "adaptation" / "source_only.yaml", configs / "encoder" / "stats.yaml"),
+        ],
+        directions={"en2zh": configs / "experiment" / "en2zh.yaml"},
+        seeds=[0],
         overrides=[
             *FAST,
             f"--data.cache_dir={tiny_cache}",
@@ -30,43 +41,117 @@ def spec(tiny_cache: Path, tmp_path: Path) -> GridSpec:
     )
 
 
-def test_grid_runs_every_cell_then_resumes(spec: GridSpec, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[Path] = []
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The run folders the grid trains, in order (each call still trains for real)."""
+    made: list[Path] = []
     real = grid_module.run_experiment
 
-    def counting(configs, run_dir, overrides):  # noqa: ANN001, ANN202
-        calls.append(run_dir)
-        return real(configs, run_dir, overrides)
+    def counting(configs, run_dir, overrides, labels=None):  # noqa: ANN001, ANN202
+        made.append(Path(run_dir))
+        return real(configs, run_dir, overrides, labels=labels)
 
     monkeypatch.setattr(grid_module, "run_experiment", counting)
-    records = run_grid(spec)
-    assert len(calls) == 4
-    assert {(r["method"], r["seed"]) for r in records} == {
-        (m, s) for m in ("dann", "source_only") for s in (0, 1)
-    }
+    return made
+
+
+def test_grid_runs_every_cell_then_skips_resumes_and_reruns_what_changed(
+    configs: Path, tiny_cache: Path, tmp_path: Path, calls: list[Path]
+) -> None:
+    spec = _spec(configs, tiny_cache, tmp_path / "runs")
+    dann_dir = spec.runs_dir / "dann_cnn1d_en2zh" / "seed0"
+    source_dir = spec.runs_dir / "source_only_stats_en2zh" / "seed0"
+
+    records = run_grid(spec, quiet=True)
+    assert calls == [dann_dir, source_dir]
+    assert [(r["method"], r["encoder"], r["adapts"]) for r in records] == [
+        ("dann", "cnn1d", True),
+        ("source_only", "stats", False),
+    ]
     for record in records:
         assert set(record["selection"]) == set(RULES)
         assert record["selection"]["target_oracle"]["uses_target_labels"] is True
         assert "en2zh/test/target_acc" in record["selection"]["source_acc"]["test"]
+    first_ids = [r["run_id"] for r in records]
 
-    interrupted = spec.runs_dir / "dann_cnn1d_en2zh" / "seed1"
-    (interrupted / "record.json").unlink()
     calls.clear()
-    assert len(run_grid(spec)) == 4
-    assert calls == [interrupted]
-    assert sorted(p.name for p in (interrupted / "checkpoints").iterdir()) == sorted(
+    assert [r["run_id"] for r in run_grid(spec, quiet=True)] == first_ids
+    assert calls == [], "an unchanged grid must skip every finished cell"
+
+    (dann_dir / "record.json").unlink()  # interrupted before its record was written
+    calls.clear()
+    run_grid(spec, quiet=True)
+    assert calls == [dann_dir]
+    assert sorted(p.name for p in (dann_dir / "checkpoints").iterdir()) == sorted(
         [f"best-{rule}.ckpt" for rule in RULES] + ["last.ckpt"]
     ), "the redo must start from a clean folder, not next to the interrupted run's files"
 
+    dann_yaml = configs / "adaptation" / "dann.yaml"
+    dann_yaml.write_text(dann_yaml.read_text().replace("weight: 1.0", "weight: 0.5"))
+    calls.clear()
+    changed = run_grid(spec, quiet=True)
+    assert calls == [dann_dir], "a changed config file re-runs the cells that use it, only those"
+    assert changed[0]["run_id"] != first_ids[0] and changed[1]["run_id"] == first_ids[1]
 
-def test_grid_names_missing_experiment_configs(spec: GridSpec) -> None:
-    spec.cells = [Cell("dann", "transformer")]
-    with pytest.raises(FileNotFoundError, match="dann_transformer_en2zh.yaml"):
+
+def test_a_changed_override_reruns_the_cell(
+    configs: Path, tiny_cache: Path, tmp_path: Path, calls: list[Path]
+) -> None:
+    spec = _spec(configs, tiny_cache, tmp_path / "runs")
+    spec.cells = spec.cells[1:]  # the cheap source-only stats cell
+    (first,) = run_grid(spec, quiet=True)
+    spec.overrides = [*spec.overrides, "--model.lr=0.002"]
+    calls.clear()
+    (second,) = run_grid(spec, quiet=True)
+    assert len(calls) == 1 and second["run_id"] != first["run_id"]
+    assert "--model.lr=0.002" in second["overrides"]
+    calls.clear()
+    run_grid(spec, quiet=True)
+    assert calls == []
+
+
+def test_a_changed_included_config_changes_the_cells_identity(configs: Path, tmp_path: Path) -> None:
+    spec = _spec(configs, tmp_path / "no_cache", tmp_path / "runs")
+    before = spec.runs()[0].run_id  # identities are computed when read
+    data = configs / "data" / "en2zh.yaml"
+    data.write_text(data.read_text().replace("batch_size: 64", "batch_size: 7"))
+    assert "batch_size: 7" in data.read_text() and spec.runs()[0].run_id != before
+
+
+def test_seeds_of_a_cell_share_its_settings_but_not_its_identity(
+    configs: Path, tiny_cache: Path, tmp_path: Path
+) -> None:
+    spec = _spec(configs, tiny_cache, tmp_path / "runs")
+    spec.seeds = [0, 1]
+    first, second = [run for run in spec.runs() if run.cell == spec.cells[0]]
+    assert first.settings_id == second.settings_id  # so tables pool the seeds without a warning
+    assert first.run_id != second.run_id
+    assert "--seed_everything=1" in second.arguments and "--data.seed=1" in second.arguments
+
+
+def test_grid_names_missing_config_files(configs: Path, tiny_cache: Path, tmp_path: Path) -> None:
+    spec = _spec(configs, tiny_cache, tmp_path / "runs")
+    spec.cells = [Cell(configs / "adaptation" / "dann.yaml", configs / "encoder" / "transformer.yaml")]
+    with pytest.raises(FileNotFoundError, match="transformer.yaml"):
         run_grid(spec)
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "configs" / "grid").glob("*.yaml")), ids=lambda p: p.stem)
-def test_shipped_grids_point_at_existing_configs(path: Path) -> None:
+def test_grid_config_files_are_read_as_paths(tmp_path: Path) -> None:
+    path = tmp_path / "grid.yaml"
+    path.write_text(
+        "name: mine\nruns_dir: runs/mine\n"
+        "cells:\n  - {adaptation: configs/adaptation/mmd.yaml, encoder: configs/encoder/stats.yaml}\n"
+        "directions: {zh2en: configs/experiment/zh2en.yaml}\nseeds: [3, 4]\n"
+    )
     spec = load_grid(path)
-    spec.experiments_dir = REPO / spec.experiments_dir
-    assert all(config.is_file() for config, _, _ in spec.runs())
+    assert spec.cells == [Cell(Path("configs/adaptation/mmd.yaml"), Path("configs/encoder/stats.yaml"))]
+    assert spec.directions == {"zh2en": Path("configs/experiment/zh2en.yaml")}
+    assert spec.seeds == [3, 4] and spec.runs_dir == "runs/mine"
+
+
+@pytest.mark.parametrize("path", sorted((CONFIGS / "grid").glob("*.yaml")), ids=lambda p: p.stem)
+def test_shipped_grids_point_at_existing_configs(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)  # grid configs name files relative to the repository root
+    runs = load_grid(path).runs()
+    assert runs and all(config.is_file() for run in runs for config in run.configs)
+    assert len({run.run_dir for run in runs}) == len(runs)

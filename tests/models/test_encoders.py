@@ -1,4 +1,4 @@
-"""Encoders: shapes, padding invariance, ResNet-50 weight loading and its errors."""
+"""Encoders, each class on its own: shapes, padding invariance, ResNet-50 weight loading and its errors."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import pytest
 import torch
 import torchvision
 
-from sed_uda.models.components.encoders import CNN1dEncoder, ResNet50Encoder, build_encoder
+from sed_uda.models.components.cnn1d import CNN1dEncoder
+from sed_uda.models.components.resnet50 import ResNet50Encoder
+from sed_uda.models.components.stats import StatsEncoder
 
 torch.set_num_threads(1)
 
@@ -23,17 +25,49 @@ def _padded_batch(channels: int, lengths: list[int], seed: int = 0) -> tuple[tor
 
 @pytest.mark.parametrize(("depth", "embedding_dim"), [(1, 8), (4, 32)])
 def test_cnn1d_shapes(depth: int, embedding_dim: int) -> None:
-    encoder = build_encoder("cnn1d", 12, width=16, depth=depth, embedding_dim=embedding_dim)
+    encoder = CNN1dEncoder(12, width=16, depth=depth, embedding_dim=embedding_dim)
     x, lengths = _padded_batch(12, [30, 7, 1])
     out = encoder(x, lengths)
     assert out.shape == (3, embedding_dim) == (3, encoder.out_dim)
     assert torch.isfinite(out).all()
 
 
-@pytest.mark.parametrize("name", ["cnn1d", "resnet50"])
+@pytest.mark.parametrize("embedding_dim", [8, 32])
+def test_stats_shapes(embedding_dim: int) -> None:
+    encoder = StatsEncoder(12, hidden=16, embedding_dim=embedding_dim)
+    x, lengths = _padded_batch(12, [30, 7, 1])
+    out = encoder(x, lengths)
+    assert out.shape == (3, embedding_dim) == (3, encoder.out_dim)
+    assert torch.isfinite(out).all()
+
+
+def test_stats_encoder_pools_the_mean_and_std_of_valid_frames_only() -> None:
+    encoder = StatsEncoder(4, hidden=8, embedding_dim=8).eval()
+    seen = []
+    encoder.net.register_forward_pre_hook(lambda module, inputs: seen.append(inputs[0]))
+    x, lengths = _padded_batch(4, [9, 5])
+    x[1, :, 5:] = 100.0  # whatever lies past a row's length must not count
+    with torch.no_grad():
+        encoder(x, lengths)
+    (pooled,) = seen
+    for row, n in enumerate([9, 5]):
+        frames = x[row, :, :n].double()
+        expected = torch.cat([frames.mean(-1), (frames.var(-1, unbiased=False) + 1e-5).sqrt()])
+        torch.testing.assert_close(pooled[row].double(), expected, rtol=1e-4, atol=1e-4)
+
+
+ENCODERS = {
+    "cnn1d": lambda: CNN1dEncoder(16),
+    "stats": lambda: StatsEncoder(16),
+    "resnet50": lambda: ResNet50Encoder(16),
+}
+
+
+@pytest.mark.parametrize("name", list(ENCODERS))
 def test_padding_never_changes_a_rows_embedding(name: str) -> None:
     torch.manual_seed(0)
-    encoder = build_encoder(name, 16).eval()
+    encoder = ENCODERS[name]().eval()
+    assert encoder.in_channels == 16
     lengths = [70, 41, 9]
     x, lengths_tensor = _padded_batch(16, lengths)
     with torch.no_grad():
@@ -98,8 +132,8 @@ def test_resnet50_bad_weight_files_fail_clearly(tmp_path: Path) -> None:
         ResNet50Encoder(weights_path=str(wrong_shape))
 
 
-def test_build_encoder_rejects_unknown_names_and_even_kernels() -> None:
-    with pytest.raises(ValueError, match="unknown encoder 'lstm'.*cnn1d, resnet50"):
-        build_encoder("lstm", 16)
+def test_cnn1d_rejects_even_kernels_and_no_blocks() -> None:
     with pytest.raises(ValueError, match="kernel_size must be odd"):
         CNN1dEncoder(16, kernel_size=4)
+    with pytest.raises(ValueError, match="depth must be at least 1"):
+        CNN1dEncoder(16, depth=0)

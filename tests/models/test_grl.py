@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sed_uda.models.components.grl import GradientReversalLayer, GradientReverseFunction
+from sed_uda.adaptation.grl import GradientReversalLayer, GradientReverseFunction
 
 
 @pytest.mark.parametrize("coeff", [0.0, 0.3, 1.0, 2.5])

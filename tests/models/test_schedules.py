@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from sed_uda.models.schedules import build_lr_scheduler, ganin_lr_factor, grl_lambda
+from sed_uda.adaptation.dann import grl_lambda
+from sed_uda.models.schedules import build_lr_scheduler, ganin_lr_factor
 
 
 @pytest.mark.parametrize(("lambda_max", "gamma"), [(1.0, 10.0), (0.5, 5.0), (2.0, 1.0)])
