@@ -23,6 +23,8 @@ from tests.conftest import FAST, REPO
 from tests.test_cli import sed_uda
 
 README = REPO / "README.md"
+SHELL_VARIABLES = {"$norm": "global"}
+"""Values for the shell variables of README loops (`for norm in global speaker`): one is run."""
 TINY_SYNTH = {"--speakers-per-language": "2", "--utterances-per-emotion": "8", "--seed": "0"}
 """The size of the session fixture `tiny_corpus` (tests/conftest.py), which synth then finds complete."""
 
@@ -40,11 +42,17 @@ class Fixtures:
 
 def _readme_commands() -> Iterator[tuple[int, list[str]]]:
     """(line number, argv) of each sed-uda or make command in a fenced code block; `[--opt]` gives two."""
-    in_block = False
+    in_block, pending = False, ""
     for number, line in enumerate(README.read_text(encoding="utf-8").splitlines(), start=1):
         if line.startswith("```"):
             in_block = not in_block
             continue
+        if in_block and line.endswith("\\"):  # continued on the next line
+            pending += line[:-1] + " "
+            continue
+        line, pending = pending + line, ""
+        for variable, value in SHELL_VARIABLES.items():
+            line = line.replace(variable, value)
         for part in line.split("&&") if in_block else []:
             words = part.split()
             if not words or (Path(words[0]).name != "sed-uda" and words[0] != "make"):
@@ -100,6 +108,23 @@ def _table(argv: list[str], fx: Fixtures) -> None:
     assert printed.strip() and out.read_text().strip() == printed.strip()
 
 
+def _classify(argv: list[str], fx: Fixtures) -> None:
+    """With the tiny grid's checkpoint, on one test folder of the tiny corpus; --out keeps its suffix."""
+    options, position = [], 1
+    while position < len(argv):
+        word = argv[position]
+        takes_value = word.startswith("--") and "=" not in word
+        if word.startswith("-"):
+            options += argv[position : position + 1 + takes_value]
+        position += 1 + (takes_value and word.startswith("-"))
+    checkpoint = next(fx.runs.rglob("best-source_acc.ckpt"))
+    argv = _set(["classify", *options], "--ckpt", str(checkpoint))
+    if "--out" in options or any(o.startswith("--out=") for o in options):
+        suffix = Path(next(o for o in options[options.index("--out") + 1 :] if o)).suffix
+        argv = _set(argv, "--out", str(fx.tmp / f"predictions{suffix}"))
+    assert "emotion" in _ok([*argv, str(fx.corpus / "0011" / "Angry" / "test")], fx)
+
+
 def _demo(argv: list[str], fx: Fixtures) -> None:
     _ok([*argv, "--print_config"], fx)
 
@@ -133,6 +158,7 @@ RUNNERS: dict[str, Callable[[list[str], Fixtures], None]] = {
     "grid": _grid,
     "table": _table,
     "demo": _demo,
+    "classify": _classify,
     "fit": _training,
     "validate": _training,
     "test": _training,
