@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from sed_uda.errors import BadArgument, UserError
+from sed_uda.errors import BadArgument
 from sed_uda.experiments.grid import Cell
 from sed_uda.experiments.selection import RULES
 
@@ -110,7 +110,7 @@ def grid(
 
 
 def table(
-    runs: Path = Path("runs/poster"), out: Path = Path("reports/results.md"), rule: RuleName = "source_acc"
+    runs: Path = Path("runs/poster"), out: Path = Path("reports/results.md"), rule: RuleName = "target_im"
 ) -> None:
     """Collect the run records under `runs` into the poster-shaped table (mean +- std over seeds).
 
@@ -170,12 +170,9 @@ def classify(
         batch_size: Recordings per forward pass.
         device: "cpu" or "cuda".
     """
-    from sed_uda.inference.classify import ClassifyError, classify_recordings
+    from sed_uda.inference.classify import classify_recordings
 
     if ckpt is None:
         raise BadArgument("--ckpt is required: a checkpoint of `sed-uda fit` (runs/<run>/checkpoints/)")
     out_file = None if out is None else Path(out)
-    try:
-        classify_recordings(Path(ckpt), [Path(p) for p in paths], out_file, speaker_from, batch_size, device)
-    except ClassifyError as error:  # a problem with the user's files or options, not a bug
-        raise UserError(str(error)) from error
+    classify_recordings(Path(ckpt), [Path(p) for p in paths], out_file, speaker_from, batch_size, device)

@@ -203,22 +203,19 @@ def _cli(cli_class: type[SedUdaCLI], args: Sequence[str] | None, run: bool) -> S
     warnings.filterwarnings("ignore", message=r".*`IterableDataset` has `__len__` defined.*")
     # `sed-uda` and the grid pass their arguments on purpose, whatever sys.argv holds.
     warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended to run from within")
-    try:
-        return cli_class(
-            UDAModule,
-            CrossLingualDataModule,
-            args=normalise_options(args) if args is not None else None,
-            run=run,
-            parser_kwargs={"parser_mode": "omegaconf", "exit_on_error": False},
-            save_config_kwargs={"overwrite": True},
-            trainer_defaults={
-                "callbacks": [DiscardEmptyWandbRuns()],
-                **(QUIET_TRAINER if _quiet.get() else {}),
-            },
-            auto_configure_optimizers=False,
-        )
-    except CheckpointMismatch as error:  # a checkpoint that does not fit the configuration: the user's to fix
-        raise ConfigError(str(error)) from error
+    return cli_class(
+        UDAModule,
+        CrossLingualDataModule,
+        args=normalise_options(args) if args is not None else None,
+        run=run,
+        parser_kwargs={"parser_mode": "omegaconf", "exit_on_error": False},
+        save_config_kwargs={"overwrite": True},
+        trainer_defaults={
+            "callbacks": [DiscardEmptyWandbRuns()],
+            **(QUIET_TRAINER if _quiet.get() else {}),
+        },
+        auto_configure_optimizers=False,
+    )
 
 
 def training_cli(args: Sequence[str] | None = None, run: bool = True) -> SedUdaCLI:

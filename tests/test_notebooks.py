@@ -22,9 +22,14 @@ def runs(tiny_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     spec = GridSpec(
         name="nb",
         runs_dir=tmp_path_factory.mktemp("nb") / "runs",
-        experiments_dir=REPO / "configs" / "experiment",
-        cells=[Cell("dann", "cnn1d"), Cell("source_only", "cnn1d")],
-        directions=["en2zh"],
+        cells=[
+            Cell(
+                REPO / "configs" / "adaptation" / f"{method}.yaml",
+                REPO / "configs" / "encoder" / "cnn1d.yaml",
+            )
+            for method in ("dann", "source_only")
+        ],
+        directions={"en2zh": REPO / "configs" / "experiment" / "en2zh.yaml"},
         seeds=[0],
         overrides=[
             *FAST,

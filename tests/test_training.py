@@ -11,6 +11,7 @@ import torch
 import wandb
 from lightning.pytorch.loggers import WandbLogger
 
+from sed_uda.experiments.selection import DEFAULT_RULE
 from sed_uda.features.store import CacheError
 from sed_uda.training_cli import training_cli
 from tests.conftest import FAST, REPO
@@ -149,7 +150,7 @@ def test_a_fit_failing_before_training_leaves_no_wandb_run(cache_copy: Path, tmp
 
 def test_test_and_predict_commands_reuse_a_fitted_checkpoint(tiny_cache: Path, tmp_path: Path) -> None:
     _fit([EN2ZH, DANN], tiny_cache, tmp_path / "fit", "--trainer.max_epochs=1")
-    checkpoint = tmp_path / "fit" / "checkpoints" / "best-source_acc.ckpt"
+    checkpoint = tmp_path / "fit" / "checkpoints" / f"best-{DEFAULT_RULE}.ckpt"
     assert checkpoint.is_file()
     configs = [f"--config={EN2ZH}", f"--config={DANN}"]
     common = [*configs, f"--data.cache_dir={tiny_cache}", f"--ckpt_path={checkpoint}", *FAST]

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from sed_uda.errors import UserError
 from sed_uda.experiments.runner import read_record, run_experiment
 
 console = Console()
@@ -87,7 +88,10 @@ class GridSpec:
                 "Fix the paths in the grid config (they are relative to where you run sed-uda)."
             )
         if not self.cells or not self.directions:
-            raise ValueError(f"grid {self.name!r} needs at least one cell and one direction")
+            raise UserError(
+                f"grid {self.name!r} needs at least one cell and one direction: give them in the grid config "
+                "(see configs/grid/demo.yaml)"
+            )
         out = []
         for cell in self.cells:
             for direction, experiment in self.directions.items():

@@ -66,7 +66,8 @@ RULES: dict[str, SelectionRule] = {
         ),
     )
 }
-DEFAULT_RULE = "source_acc"
+DEFAULT_RULE = "target_im"
+"""The label-free rule that ranked checkpoints best on the bundled corpus (README, section 5)."""
 
 
 def get_rule(name: str) -> SelectionRule:

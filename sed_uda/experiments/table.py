@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from sed_uda.experiments.runner import RECORD
-from sed_uda.experiments.selection import RULES, get_rule
+from sed_uda.experiments.selection import DEFAULT_RULE, RULES, get_rule
 
 DIRECTIONS = ("en2zh", "zh2en")
 UPPER, LOWER = "target_supervised", "source_only"
@@ -256,7 +256,7 @@ def shallow_baselines(records: list[dict], runs: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def write_tables(runs: Path, out: Path, rule: str = "source_acc") -> str:
+def write_tables(runs: Path, out: Path, rule: str = DEFAULT_RULE) -> str:
     """Write the Markdown report to `out` and every number to `out` with .csv; return the Markdown."""
     selected = get_rule(rule)
     records = read_records(runs)

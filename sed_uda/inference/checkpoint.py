@@ -11,11 +11,13 @@ from pathlib import Path
 
 import torch
 
+from sed_uda.errors import UserError
+
 DATA_STATE = "CrossLingualDataModule"
 """Key of the data module's `state_dict` in a Lightning checkpoint (the class's qualified name)."""
 
 
-class CheckpointMismatch(ValueError):
+class CheckpointMismatch(UserError):
     """A checkpoint that does not fit the configuration or the request; the message says how."""
 
 

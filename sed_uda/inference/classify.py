@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from sed_uda.corpus.audio import AudioProblem
+from sed_uda.errors import UserError
 from sed_uda.inference.audio import find_recordings, recording_features
 from sed_uda.inference.model import EmotionModel, load_model
 
@@ -27,7 +28,7 @@ PROGRESS_FROM = 20
 """Show a progress bar from this many files on."""
 
 
-class ClassifyError(ValueError):
+class ClassifyError(UserError):
     """Some recordings could not be classified (each was reported with its reason)."""
 
 

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from sed_uda.experiments.figures import read_metrics
+from sed_uda.experiments.selection import DEFAULT_RULE
 from tests.conftest import FAST, REPO
 from tests.inference.conftest import DANN
 
@@ -65,7 +66,7 @@ def test_killed_and_resumed_run_is_bit_identical(
     resumed = _fit(tiny_cache, tmp_path, "--ckpt_path=last")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
 
-    for name in ("last.ckpt", "best-source_acc.ckpt"):
+    for name in ("last.ckpt", f"best-{DEFAULT_RULE}.ckpt"):
         reference, weights = _weights(uninterrupted, name), _weights(tmp_path, name)
         assert all(torch.equal(reference[k], weights[k]) for k in reference), name
     final = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)

@@ -14,6 +14,7 @@ from sed_uda.corpus.layout import EMOTIONS
 from sed_uda.experiments import figures
 from sed_uda.experiments.embeddings import embed_rows, project_2d, selected_checkpoint
 from sed_uda.experiments.runner import run_experiment
+from sed_uda.experiments.selection import DEFAULT_RULE
 from sed_uda.features.store import load_cache
 from sed_uda.models.uda import UDAModule
 from tests.conftest import FAST, REPO
@@ -151,9 +152,9 @@ def test_embed_rows_returns_one_embedding_per_requested_row(dann_run: Path, tiny
 
 
 def test_selected_checkpoint_follows_a_moved_runs_folder(dann_run: Path, tmp_path: Path) -> None:
-    assert selected_checkpoint(dann_run).name == "best-source_acc.ckpt"
+    assert selected_checkpoint(dann_run).name == f"best-{DEFAULT_RULE}.ckpt"
     moved = Path(shutil.copytree(dann_run, tmp_path / "moved"))
-    assert selected_checkpoint(moved, "target_im") == moved / "checkpoints" / "best-target_im.ckpt"
+    assert selected_checkpoint(moved, "source_acc") == moved / "checkpoints" / "best-source_acc.ckpt"
     with pytest.raises(ValueError, match="no selection rule 'best'"):
         selected_checkpoint(moved, "best")
     with pytest.raises(FileNotFoundError, match="record.json"):
