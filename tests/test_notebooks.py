@@ -89,5 +89,5 @@ def test_notebook_runs_and_shows_its_figures(
         tables = [
             output.data["text/markdown"] for output in outputs if "text/markdown" in output.get("data", {})
         ]
-        assert len(tables) == 1 and "| DANN | 1D-CNN |" in tables[0]
+        assert len(tables) == 1 and "| dann | cnn1d |" in tables[0]
         assert (tmp_path / "results.md").read_text().strip() == tables[0].strip()

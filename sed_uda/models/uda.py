@@ -301,10 +301,15 @@ class UDAModule(LightningModule):
             # The unlabelled target loader reports as "target" (en2zh/val/target_im).
             prefix = f"{self.hparams.direction}/{stage}/{domain.removesuffix('_' + UNLABELLED)}"
             for name, value in values.items():
-                self.log(f"{prefix}_{name}", value, add_dataloader_idx=False)
+                # Values are already reduced over ranks (torchmetrics); sync_dist only keeps DDP quiet.
+                self.log(f"{prefix}_{name}", value, add_dataloader_idx=False, sync_dist=True)
             self._updated.discard(key)
         if {f"{stage}_source", f"{stage}_target_{UNLABELLED}"} <= seen:
-            self.log(f"{self.hparams.direction}/{stage}/dev_risk", self.embedded_validation.compute())
+            self.log(
+                f"{self.hparams.direction}/{stage}/dev_risk",
+                self.embedded_validation.compute(),
+                sync_dist=True,
+            )
         self.embedded_validation.reset()
 
 
