@@ -90,6 +90,6 @@ def run_demo(data: Path, grid_config: Path, out: Path, workers: int = 2, verbose
         run_grid(spec, quiet=not verbose)
     console.rule("4/4 results")
     text = write_tables(spec.runs_dir, out)
-    console.print(text)
+    console.print(text, soft_wrap=True, markup=False)  # Markdown tables, unwrapped and verbatim
     console.print(f"\nwrote {out} in {time.perf_counter() - started:.0f} s")
     return text
