@@ -22,10 +22,9 @@ import math
 import torch
 from torch import Tensor, nn
 
-from sed_uda.adaptation.base import AdaptationInputs, AdaptationLoss, AdaptationOutput, entropy, float32_math
-from sed_uda.adaptation.dann import domain_accuracy, domain_adversarial_loss, grl_lambda
+from sed_uda.adaptation.base import AdaptationInputs, AdaptationOutput, entropy, float32_math
+from sed_uda.adaptation.dann import DANN
 from sed_uda.adaptation.discriminator import DomainDiscriminator
-from sed_uda.adaptation.grl import GradientReversalLayer
 
 
 class MultilinearMap(nn.Module):
@@ -51,7 +50,7 @@ class RandomizedMultilinearMap(nn.Module):
         return projected / math.sqrt(self.output_dim)
 
 
-class CDAN(AdaptationLoss):
+class CDAN(DANN):
     """Conditional domain-adversarial loss; `entropy=True` is CDAN+E.
 
     Args:
@@ -79,15 +78,11 @@ class CDAN(AdaptationLoss):
         hidden: int = 256,
         dropout: float = 0.3,
     ) -> None:
-        super().__init__(weight)
+        super().__init__(weight, lambda_max, gamma, hidden, dropout)
         if max_dim < 1 or randomized_dim < 1:
             raise ValueError(f"CDAN: need max_dim, randomized_dim >= 1, got {max_dim}, {randomized_dim}")
         self.entropy, self.max_dim, self.randomized_dim = entropy, max_dim, randomized_dim
-        self.lambda_max, self.gamma = lambda_max, gamma
-        self.hidden, self.dropout = hidden, dropout
-        self.grl = GradientReversalLayer(0.0)
         self.map: nn.Module | None = None
-        self.discriminator: DomainDiscriminator | None = None
 
     def bind(self, embedding_dim: int, num_classes: int) -> None:
         if embedding_dim * num_classes <= self.max_dim:
@@ -100,13 +95,9 @@ class CDAN(AdaptationLoss):
     def forward(self, inputs: AdaptationInputs) -> AdaptationOutput:
         if self.discriminator is None:
             raise RuntimeError("CDAN: call bind(embedding_dim, num_classes) before the first forward")
-        self.grl.coeff = grl_lambda(inputs.progress, self.lambda_max, self.gamma)
-        n = len(inputs.source_embedding)
         with float32_math(inputs.source_embedding):
             features = torch.cat([inputs.source_embedding, inputs.target_embedding]).float()
             predictions = torch.cat([inputs.source_logits, inputs.target_logits]).float().softmax(-1).detach()
             conditioned = self.map(features, predictions)
-        domain_logits = self.discriminator(self.grl(conditioned)).float()
         weights = 1.0 + torch.exp(-entropy(predictions)) if self.entropy else None
-        loss = domain_adversarial_loss(domain_logits, n, weights)
-        return loss, {"loss": loss, "domain_acc": domain_accuracy(domain_logits, n), "lambda": self.grl.coeff}
+        return self.adversarial(conditioned, len(inputs.source_embedding), inputs.progress, weights)

@@ -81,9 +81,16 @@ class DANN(AdaptationLoss):
         self.discriminator = DomainDiscriminator(embedding_dim, self.hidden, self.dropout)
 
     def forward(self, inputs: AdaptationInputs) -> AdaptationOutput:
-        self.grl.coeff = grl_lambda(inputs.progress, self.lambda_max, self.gamma)
         features = torch.cat([inputs.source_embedding, inputs.target_embedding])
+        return self.adversarial(features, len(inputs.source_embedding), inputs.progress)
+
+    def adversarial(
+        self, features: Tensor, n_source: int, progress: float, weights: Tensor | None = None
+    ) -> AdaptationOutput:
+        """The discriminator's loss on `features` (first `n_source` rows source) behind the reversal
+        layer at the scheduled coefficient; shared by the conditional variant (CDAN)."""
+        self.grl.coeff = grl_lambda(progress, self.lambda_max, self.gamma)
         domain_logits = self.discriminator(self.grl(features)).float()
-        n = len(inputs.source_embedding)
-        loss = domain_adversarial_loss(domain_logits, n)
-        return loss, {"loss": loss, "domain_acc": domain_accuracy(domain_logits, n), "lambda": self.grl.coeff}
+        loss = domain_adversarial_loss(domain_logits, n_source, weights)
+        accuracy = domain_accuracy(domain_logits, n_source)
+        return loss, {"loss": loss, "domain_acc": accuracy, "lambda": self.grl.coeff}
