@@ -13,21 +13,34 @@ class StatsEncoder(nn.Module):
 
     Pooled frame statistics are the classic feature set of paralinguistics (openSMILE functionals);
     a linear model on them is the baseline a reviewer asks for first. This encoder keeps that input
-    and lets any adaptation loss act on the MLP's embedding.
+    and lets any adaptation loss act on the MLP's embedding. The pooled vector is standardised
+    first (a batch norm without affine terms, like the baseline's scaler): means and standard
+    deviations of different channels differ in scale by orders of magnitude, and without it the
+    MLP trails the linear model on the same vector. Feed it whole utterances (`data.crop_frames`
+    above the longest one, as configs/encoder/stats.yaml does): statistics of short crops are
+    noisier than the whole-utterance ones it is evaluated on.
 
     Args:
         in_channels: feature channels per frame (the pooled vector has twice as many).
         hidden: width of the hidden layer.
         embedding_dim: size of the embedding.
         dropout: dropout before each linear layer.
+        input_norm: standardise the pooled vector (batch statistics of the training batches, which
+            hold both domains when the model adapts).
     """
 
     def __init__(
-        self, in_channels: int = 176, hidden: int = 256, embedding_dim: int = 128, dropout: float = 0.2
+        self,
+        in_channels: int = 176,
+        hidden: int = 256,
+        embedding_dim: int = 128,
+        dropout: float = 0.2,
+        input_norm: bool = True,
     ) -> None:
         super().__init__()
         self.in_channels = in_channels
         self.net = nn.Sequential(
+            nn.BatchNorm1d(2 * in_channels, affine=False) if input_norm else nn.Identity(),
             nn.Dropout(dropout),
             nn.Linear(2 * in_channels, hidden),
             nn.BatchNorm1d(hidden),
