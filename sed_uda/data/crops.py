@@ -1,13 +1,14 @@
 """Batches gathered from one in-memory frames tensor, and the datasets that serve them.
 
-Every utterance's frames lie back to back in one (total_frames, channels) tensor with offsets
-(the cache layout), so a batch is one advanced-indexing gather of (batch, width) frame indices:
-no per-utterance Python loop. Training streams draw random crops of at most `crop_frames` frames from
-a cycling random permutation; evaluation batches hold whole utterances (centre-cropped beyond a
-maximum). Either is padded to the longest row of its batch, so whole-utterance training (a
-`crop_frames` above the longest utterance) costs no more than the utterances are long. Rows shorter than the width are zero-padded and `lengths` says how many
-frames are real. Training streams are checkpointed (`state_dict` / `load_state_dict`, served to Lightning
-by `StreamLoader`), so a resumed run draws exactly the crops an uninterrupted one would have.
+Every utterance's frames lie back to back in one (total_frames, channels) tensor with offsets (the cache
+layout), so a batch is one advanced-indexing gather of (batch, width) frame indices: no per-utterance
+Python loop. Training streams draw random crops of at most `crop_frames` frames from a cycling random
+permutation; evaluation batches hold whole utterances (centre-cropped beyond a maximum). Either is
+padded to the longest row of its batch, so whole-utterance training (a `crop_frames` above the longest
+utterance) costs no more than the utterances are long. Rows shorter than the width are zero-padded and
+`lengths` says how many frames are real. Training streams are checkpointed (`state_dict` /
+`load_state_dict`, served to Lightning by `StreamLoader`), so a resumed run draws exactly the crops an
+uninterrupted one would have.
 """
 
 from __future__ import annotations
