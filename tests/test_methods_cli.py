@@ -36,6 +36,7 @@ COMBINATIONS = [(a, e) for a in ADAPTATIONS for e in CHEAP_ENCODERS] + [
 SHORT = [
     "--trainer.max_steps=2",
     "--data.steps_per_epoch=2",  # one whole epoch: validation runs and the checkpoints are written
+    "--trainer.log_every_n_steps=1",  # the test reads the adaptation losses of the last step
     "--trainer.limit_val_batches=1",
     "--trainer.limit_test_batches=1",
 ]

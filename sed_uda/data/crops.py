@@ -1,12 +1,14 @@
 """Batches gathered from one in-memory frames tensor, and the datasets that serve them.
 
-Every utterance's frames lie back to back in one (total_frames, channels) tensor with offsets
-(the cache layout), so a batch is one advanced-indexing gather of (batch, width) frame indices:
-no per-utterance Python loop. Training streams draw random fixed-size crops from a cycling random
-permutation; evaluation batches hold whole utterances (centre-cropped beyond a maximum) padded to the
-longest row of the batch. Rows shorter than the width are zero-padded and `lengths` says how many
-frames are real. Training streams are checkpointed (`state_dict` / `load_state_dict`, served to Lightning
-by `StreamLoader`), so a resumed run draws exactly the crops an uninterrupted one would have.
+Every utterance's frames lie back to back in one (total_frames, channels) tensor with offsets (the cache
+layout), so a batch is one advanced-indexing gather of (batch, width) frame indices: no per-utterance
+Python loop. Training streams draw random crops of at most `crop_frames` frames from a cycling random
+permutation; evaluation batches hold whole utterances (centre-cropped beyond a maximum). Either is
+padded to the longest row of its batch, so whole-utterance training (a `crop_frames` above the longest
+utterance) costs no more than the utterances are long. Rows shorter than the width are zero-padded and
+`lengths` says how many frames are real. Training streams are checkpointed (`state_dict` /
+`load_state_dict`, served to Lightning by `StreamLoader`), so a resumed run draws exactly the crops an
+uninterrupted one would have.
 """
 
 from __future__ import annotations
@@ -42,12 +44,13 @@ def utterance_sizes(offsets: Tensor, rows: Tensor) -> Tensor:
 def random_crops(
     frames: Tensor, offsets: Tensor, rows: Tensor, crop_frames: int, generator: torch.Generator
 ) -> tuple[Tensor, Tensor]:
-    """A uniformly placed crop of `crop_frames` frames per row (whole row, zero-padded, if shorter)."""
+    """A uniformly placed crop of `crop_frames` frames per row (the whole row if shorter), padded to
+    the longest crop of the batch."""
     sizes = utterance_sizes(offsets, rows)
     lengths = sizes.clamp(max=crop_frames)
     room = (sizes - lengths + 1).to(torch.float64)
     starts = (torch.rand(len(rows), generator=generator, dtype=torch.float64) * room).long()
-    return gather(frames, offsets, rows, starts, lengths, crop_frames), lengths
+    return gather(frames, offsets, rows, starts, lengths, int(lengths.max())), lengths
 
 
 def centre_crops(frames: Tensor, offsets: Tensor, rows: Tensor, max_frames: int) -> tuple[Tensor, Tensor]:

@@ -39,7 +39,7 @@ def assert_crops_of(x: torch.Tensor, lengths: torch.Tensor, rows: torch.Tensor, 
         assert torch.all(x[i, :, n:] == 0)
 
 
-def test_random_crops_stay_within_each_utterance_and_pad_short_ones() -> None:
+def test_random_crops_stay_within_each_utterance_and_pad_to_the_longest_crop() -> None:
     frames, offsets = coded_frames(SIZES)
     rows = torch.tensor([0, 1, 2, 3, 4, 5, 6, 4, 4, 3])
     generator = torch.Generator().manual_seed(0)
@@ -51,6 +51,10 @@ def test_random_crops_stay_within_each_utterance_and_pad_short_ones() -> None:
         assert_crops_of(x, lengths, rows, SIZES)
         starts.add(int(x[4, 1, 0]))
     assert len(starts) > 1, "crops of a long utterance should start at different places"
+    short_rows = torch.tensor([0, 1, 0])  # whole utterances of 3 and 10 frames: no padding to 16
+    x, lengths = random_crops(frames, offsets, short_rows, 16, generator)
+    assert x.shape == (3, 3, 10) and lengths.tolist() == [3, 10, 3]
+    assert_crops_of(x, lengths, short_rows, SIZES)
 
 
 def test_centre_crops_pad_to_the_longest_row_and_centre_long_ones() -> None:

@@ -86,7 +86,7 @@ def test_one_training_step(mode: str) -> None:
     model = small_model(adapt, labelled_domain=labelled_domain)
     assert model.needs_unlabelled == adapt
     before = [p.detach().clone() for p in model.encoder.parameters()]
-    trainer = _trainer(max_steps=1, limit_val_batches=0)
+    trainer = _trainer(max_steps=1, limit_val_batches=0, log_every_n_steps=1)
     trainer.fit(model, train_dataloaders=_train_loader(unlabelled=adapt))
     metrics = trainer.callback_metrics
     assert math.isfinite(metrics["en2zh/train/loss"])
@@ -94,6 +94,16 @@ def test_one_training_step(mode: str) -> None:
     dann_keys = {"en2zh/train/dann_loss", "en2zh/train/dann_domain_acc", "en2zh/train/dann_lambda"}
     assert (dann_keys <= set(metrics)) == adapt
     assert any(not torch.equal(a, b) for a, b in zip(before, model.encoder.parameters(), strict=True))
+
+
+def test_steps_the_loggers_skip_log_only_the_loss_for_the_progress_bar() -> None:
+    torch.manual_seed(0)
+    trainer = _trainer(max_steps=2, limit_val_batches=0, log_every_n_steps=2)
+    trainer.fit(small_model(), train_dataloaders=_train_loader(unlabelled=True))
+    assert {"en2zh/train/dann_loss", "en2zh/train/lr"} <= set(trainer.callback_metrics)  # step 2 logs
+    trainer = _trainer(max_steps=1, limit_val_batches=0, log_every_n_steps=2)
+    trainer.fit(small_model(), train_dataloaders=_train_loader(unlabelled=True))
+    assert set(trainer.callback_metrics) == {"en2zh/train/loss"}
 
 
 def test_training_loss_is_class_loss_plus_weighted_dann_loss() -> None:
@@ -116,7 +126,7 @@ def test_a_model_without_adaptation_never_encodes_target_frames() -> None:
 
 
 def test_dann_trains_in_bf16_mixed() -> None:
-    trainer = _trainer(max_steps=2, limit_val_batches=0, precision="bf16-mixed")
+    trainer = _trainer(max_steps=2, limit_val_batches=0, precision="bf16-mixed", log_every_n_steps=1)
     trainer.fit(small_model(), train_dataloaders=_train_loader(unlabelled=True))
     assert math.isfinite(trainer.callback_metrics["en2zh/train/dann_loss"])
     assert 0 < trainer.callback_metrics["en2zh/train/dann_lambda"] < 1
