@@ -55,6 +55,7 @@ def test_stats_encoder_pools_the_mean_and_std_of_valid_frames_only() -> None:
         expected = torch.cat([frames.mean(-1), (frames.var(-1, unbiased=False) + 1e-5).sqrt()])
         torch.testing.assert_close(pooled[row].double(), expected, rtol=1e-4, atol=1e-4)
 
+
 def test_stats_encoder_does_not_care_about_the_scale_of_a_channel() -> None:
     """A channel in other units (e.g. energy in Pa instead of dB) trains the same model: the
     pooled vector is standardised before the MLP, as the logistic-regression baseline's is."""
@@ -66,7 +67,6 @@ def test_stats_encoder_does_not_care_about_the_scale_of_a_channel() -> None:
     torch.testing.assert_close(encoder(scaled, lengths), encoder(x, lengths), rtol=1e-3, atol=1e-4)
     unnormalised = StatsEncoder(4, hidden=8, embedding_dim=8, dropout=0.0, input_norm=False)
     assert not torch.allclose(unnormalised(scaled, lengths), unnormalised(x, lengths), atol=1e-2)
-
 
 
 ENCODERS = {
