@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv (python3.11), install pinned torch, then sed_uda[dev]; quick when nothing changed
 
-demo: install ## The whole study on the bundled corpus: synth -> prepare -> train the 1D-CNN rows -> table
+demo: install ## The bundled corpus end to end: synth -> prepare -> DANN, MCC and both bounds (stats encoder) -> table
 	$(BIN)/sed-uda demo --data $(DATA)
 
 notebook: install ## Install JupyterLab into .venv (the `notebooks` extra) and open notebooks/
