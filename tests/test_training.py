@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ import pandas as pd
 import pytest
 import torch
 import wandb
+import yaml
 from lightning.pytorch.loggers import WandbLogger
 
 from sed_uda.experiments.selection import DEFAULT_RULE
@@ -146,6 +148,22 @@ def test_a_fit_failing_before_training_leaves_no_wandb_run(cache_copy: Path, tmp
     with pytest.raises(CacheError, match="no val utterances for language zh"):
         _fit([EN2ZH, DANN], cache_copy, tmp_path)
     assert list(tmp_path.rglob("offline-run-*")) == []
+
+
+@pytest.mark.usefixtures("offline_wandb")
+def test_the_configured_wandb_logger_starts_a_run_without_a_deprecation_warning(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lightning hands wandb.init `anonymous=None`, which wandb 0.31 warns about on every run."""
+    cls = yaml.safe_load((REPO / "configs" / "trainer" / "cpu.yaml").read_text())["logger"][0]["class_path"]
+    module, name = cls.rsplit(".", 1)
+    passed: dict[str, object] = {}
+    real_init = wandb.init
+    monkeypatch.setattr(wandb, "init", lambda **kwargs: passed.update(kwargs) or real_init(**kwargs))
+    logger = getattr(importlib.import_module(module), name)(project="sed_uda", save_dir=str(tmp_path))
+    logger.experiment.finish()
+    assert "anonymous" not in passed
+    assert "anonymous" not in capfd.readouterr().err
 
 
 def test_test_and_predict_commands_reuse_a_fitted_checkpoint(tiny_cache: Path, tmp_path: Path) -> None:

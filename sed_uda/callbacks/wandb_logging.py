@@ -6,13 +6,27 @@ import netrc
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import lightning.pytorch as pl
 import pandas as pd
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.loggers import WandbLogger as LightningWandbLogger
 
 from sed_uda.corpus.layout import EMOTIONS
+
+
+class WandbLogger(LightningWandbLogger):
+    """Lightning's W&B logger, minus the `anonymous=None` it always hands to `wandb.init`.
+
+    wandb 0.31 deprecated that setting and prints a warning for it on every run, even unset, which
+    users would take for a problem with their run. Everything else is Lightning's.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self._wandb_init.get("anonymous") is None:
+            self._wandb_init.pop("anonymous", None)
 
 
 def default_wandb_mode() -> str:
@@ -37,7 +51,7 @@ def _has_wandb_credentials() -> bool:
 def finish_wandb_runs(trainer: pl.Trainer) -> None:
     """Close the trainer's W&B runs so their files are complete and the next run in this process is new."""
     for logger in trainer.loggers:
-        if isinstance(logger, WandbLogger) and logger._experiment is not None:
+        if isinstance(logger, LightningWandbLogger) and logger._experiment is not None:
             logger.experiment.finish()
 
 
@@ -54,11 +68,11 @@ class DiscardEmptyWandbRuns(Callback):
         if trainer.global_step > 0:
             return
         for logger in trainer.loggers:
-            if isinstance(logger, WandbLogger) and logger._experiment is not None:
+            if isinstance(logger, LightningWandbLogger) and logger._experiment is not None:
                 _discard_run(logger)
 
 
-def _discard_run(logger: WandbLogger) -> None:
+def _discard_run(logger: LightningWandbLogger) -> None:
     import wandb
 
     run = logger.experiment
@@ -94,11 +108,11 @@ class ConfusionMatrixLogger(Callback):
                 path.parent.mkdir(parents=True, exist_ok=True)
                 frame.to_csv(path)
             for logger in trainer.loggers:
-                if isinstance(logger, WandbLogger):
+                if isinstance(logger, LightningWandbLogger):
                     _log_wandb_confusion(logger, name, frame)
 
 
-def _log_wandb_confusion(logger: WandbLogger, name: str, frame: pd.DataFrame) -> None:
+def _log_wandb_confusion(logger: LightningWandbLogger, name: str, frame: pd.DataFrame) -> None:
     import wandb
 
     rows = [
