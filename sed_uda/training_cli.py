@@ -203,6 +203,8 @@ def _cli(cli_class: type[SedUdaCLI], args: Sequence[str] | None, run: bool) -> S
     warnings.filterwarnings("ignore", message=r".*`IterableDataset` has `__len__` defined.*")
     # `sed-uda` and the grid pass their arguments on purpose, whatever sys.argv holds.
     warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended to run from within")
+    # Lightning 2.6 calls a pytree check that torch 2.14 deprecated; nothing in a user's run causes it.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated")
     return cli_class(
         UDAModule,
         CrossLingualDataModule,
