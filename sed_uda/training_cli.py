@@ -23,7 +23,12 @@ from lightning.pytorch.cli import LightningCLI
 from sed_uda.callbacks.checkpoint import LastCheckpoint, SelectionCheckpoint
 from sed_uda.callbacks.predictions import PredictionWriter
 from sed_uda.callbacks.resume import ResumeState, continue_loggers, keep_csv_history
-from sed_uda.callbacks.wandb_logging import DiscardEmptyWandbRuns, default_wandb_mode, finish_wandb_runs
+from sed_uda.callbacks.wandb_logging import (
+    DiscardEmptyWandbRuns,
+    default_wandb_mode,
+    drop_anonymous_setting,
+    finish_wandb_runs,
+)
 from sed_uda.cli import normalise_options
 from sed_uda.data.datamodule import CrossLingualDataModule
 from sed_uda.errors import UserError
@@ -73,8 +78,9 @@ class SedUdaCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs) -> Trainer:  # noqa: ANN003 - LightningCLI's signature
         """The configured trainer plus `last.ckpt` beside the selection checkpoints, the random and logger
-        state a resumed run needs, and (predict) the predictions CSV writer."""
+        state a resumed run needs, (predict) the predictions CSV writer, and a quiet W&B start."""
         trainer = super().instantiate_trainer(**kwargs)
+        drop_anonymous_setting(trainer)
         config = self.config[self.subcommand] if self.subcommand else self.config
         trainer.callbacks += [LastCheckpoint(dirpath=config.selection.dirpath), ResumeState()]
         if self.subcommand == "predict":

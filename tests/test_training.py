@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +9,6 @@ import pandas as pd
 import pytest
 import torch
 import wandb
-import yaml
 from lightning.pytorch.loggers import WandbLogger
 
 from sed_uda.experiments.selection import DEFAULT_RULE
@@ -151,18 +149,18 @@ def test_a_fit_failing_before_training_leaves_no_wandb_run(cache_copy: Path, tmp
 
 
 @pytest.mark.usefixtures("offline_wandb")
-def test_the_configured_wandb_logger_starts_a_run_without_a_deprecation_warning(
-    tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+def test_a_fit_starts_its_wandb_run_without_a_deprecation_warning(
+    tiny_cache: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Lightning hands wandb.init `anonymous=None`, which wandb 0.31 warns about on every run."""
-    cls = yaml.safe_load((REPO / "configs" / "trainer" / "cpu.yaml").read_text())["logger"][0]["class_path"]
-    module, name = cls.rsplit(".", 1)
     passed: dict[str, object] = {}
     real_init = wandb.init
     monkeypatch.setattr(wandb, "init", lambda **kwargs: passed.update(kwargs) or real_init(**kwargs))
-    logger = getattr(importlib.import_module(module), name)(project="sed_uda", save_dir=str(tmp_path))
+    args = [f"--config={EN2ZH}", f"--data.cache_dir={tiny_cache}", f"--trainer.default_root_dir={tmp_path}"]
+    cli = training_cli([*args, *FAST], run=False)
+    (logger,) = [logger for logger in cli.trainer.loggers if isinstance(logger, WandbLogger)]
     logger.experiment.finish()
-    assert "anonymous" not in passed
+    assert passed and "anonymous" not in passed
     assert "anonymous" not in capfd.readouterr().err
 
 

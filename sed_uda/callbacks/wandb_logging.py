@@ -6,27 +6,24 @@ import netrc
 import os
 import shutil
 from pathlib import Path
-from typing import Any
 
 import lightning.pytorch as pl
 import pandas as pd
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.loggers import WandbLogger as LightningWandbLogger
+from lightning.pytorch.loggers import WandbLogger
 
 from sed_uda.corpus.layout import EMOTIONS
 
 
-class WandbLogger(LightningWandbLogger):
-    """Lightning's W&B logger, minus the `anonymous=None` it always hands to `wandb.init`.
+def drop_anonymous_setting(trainer: pl.Trainer) -> None:
+    """Remove the `anonymous=None` Lightning's WandbLogger always hands to `wandb.init`.
 
     wandb 0.31 deprecated that setting and prints a warning for it on every run, even unset, which
-    users would take for a problem with their run. Everything else is Lightning's.
+    users would take for a problem with their run. Call it before the W&B run starts.
     """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if self._wandb_init.get("anonymous") is None:
-            self._wandb_init.pop("anonymous", None)
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger) and logger._wandb_init.get("anonymous", False) is None:
+            del logger._wandb_init["anonymous"]
 
 
 def default_wandb_mode() -> str:
@@ -51,7 +48,7 @@ def _has_wandb_credentials() -> bool:
 def finish_wandb_runs(trainer: pl.Trainer) -> None:
     """Close the trainer's W&B runs so their files are complete and the next run in this process is new."""
     for logger in trainer.loggers:
-        if isinstance(logger, LightningWandbLogger) and logger._experiment is not None:
+        if isinstance(logger, WandbLogger) and logger._experiment is not None:
             logger.experiment.finish()
 
 
@@ -68,11 +65,11 @@ class DiscardEmptyWandbRuns(Callback):
         if trainer.global_step > 0:
             return
         for logger in trainer.loggers:
-            if isinstance(logger, LightningWandbLogger) and logger._experiment is not None:
+            if isinstance(logger, WandbLogger) and logger._experiment is not None:
                 _discard_run(logger)
 
 
-def _discard_run(logger: LightningWandbLogger) -> None:
+def _discard_run(logger: WandbLogger) -> None:
     import wandb
 
     run = logger.experiment
@@ -108,11 +105,11 @@ class ConfusionMatrixLogger(Callback):
                 path.parent.mkdir(parents=True, exist_ok=True)
                 frame.to_csv(path)
             for logger in trainer.loggers:
-                if isinstance(logger, LightningWandbLogger):
+                if isinstance(logger, WandbLogger):
                     _log_wandb_confusion(logger, name, frame)
 
 
-def _log_wandb_confusion(logger: LightningWandbLogger, name: str, frame: pd.DataFrame) -> None:
+def _log_wandb_confusion(logger: WandbLogger, name: str, frame: pd.DataFrame) -> None:
     import wandb
 
     rows = [
