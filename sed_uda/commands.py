@@ -41,6 +41,8 @@ def prepare(
     cache: Path = Path("data/cache"),
     workers: int = 2,
     skip_bad: bool = False,
+    front_end: str = "librosa",
+    device: str = "cpu",
 ) -> None:
     """Validate a corpus in ESD's layout (bundled or the real ESD) and build its feature cache.
 
@@ -49,10 +51,16 @@ def prepare(
         cache: Feature cache folder (manifest.csv, features.npy, offsets.npy, meta.json).
         workers: Parallel extraction processes.
         skip_bad: Leave unusable audio files out (listed in <cache>/skipped.csv) instead of stopping.
+        front_end: What the model sees: a name in configs/frontend/ (librosa, torch, egemaps,
+            egemaps_functionals, ssl) or a YAML file with class_path and init_args. A cache built with
+            another front end is rebuilt.
+        device: Where front ends that can use a GPU (torch, ssl) compute: cpu or cuda.
     """
     from sed_uda.features.cache import prepare_cache
+    from sed_uda.features.frontends.choose import choose_front_end
 
-    prepare_cache(root, cache, workers=workers, skip_bad=skip_bad)
+    chosen = choose_front_end(front_end)
+    prepare_cache(root, cache, workers=workers, skip_bad=skip_bad, front_end=chosen, device=device)
 
 
 def probe(cache: Path = Path("data/cache")) -> None:

@@ -1,8 +1,8 @@
 """Recordings to classify: find them, load and check them as `prepare` does, and extract their features.
 
 Loading is `sed_uda.corpus.audio.load_audio` (the same checks and conversions as the cache builder) and
-features are `sed_uda.features.extract.extract_features` with one BLAS thread and float16 storage, as
-`prepare` writes them, so a recording classified from its file gets exactly the frames its cache has.
+features come from the checkpoint's front end with one BLAS thread and float16 storage, as `prepare`
+writes them, so a recording classified from its file gets exactly the frames its cache has.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from sed_uda.corpus.audio import AudioProblem, load_audio
-from sed_uda.features.config import FeatureConfig
-from sed_uda.features.extract import extract_features
+from sed_uda.features.frontends import FrontEnd
 
 AUDIO_SUFFIXES: tuple[str, ...] = (".wav", ".flac")
 
@@ -34,14 +33,14 @@ def find_recordings(paths: Iterable[str | Path]) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
-def recording_features(path: str | Path, config: FeatureConfig) -> tuple[np.ndarray, tuple[str, ...]]:
+def recording_features(path: str | Path, front_end: FrontEnd) -> tuple[np.ndarray, tuple[str, ...]]:
     """float16 (frames, channels) features of one file and the conversions applied (AudioProblem if bad)."""
-    signal, conversions = load_audio(path, config.sample_rate, config.min_duration_s)
-    return _features(signal, config), conversions
+    signal, conversions = load_audio(path, front_end.sample_rate, front_end.min_duration_s)
+    return _features(signal, front_end), conversions
 
 
 def waveform_features(
-    waveform: np.ndarray, sample_rate: int, config: FeatureConfig, name: str = "<waveform>"
+    waveform: np.ndarray, sample_rate: int, front_end: FrontEnd, name: str = "<waveform>"
 ) -> np.ndarray:
     """float16 features of samples in memory: (samples,) or (samples, channels), any sample rate."""
     samples = np.asarray(waveform, dtype=np.float32)
@@ -51,21 +50,21 @@ def waveform_features(
         raise AudioProblem(name, f"expected (samples,) or (samples, channels), got shape {samples.shape}")
     if not np.isfinite(samples).all():
         raise AudioProblem(name, "contains NaN/inf samples")
-    if sample_rate != config.sample_rate and len(samples):
+    if sample_rate != front_end.sample_rate and len(samples):
         samples = librosa.resample(
-            samples, orig_sr=sample_rate, target_sr=config.sample_rate, res_type="soxr_hq"
+            samples, orig_sr=sample_rate, target_sr=front_end.sample_rate, res_type="soxr_hq"
         )
-    if len(samples) / config.sample_rate < config.min_duration_s or not samples.any():
-        raise AudioProblem(name, f"shorter than {config.min_duration_s:.2f} s or silent")
-    return _features(samples, config)
+    if len(samples) / front_end.sample_rate < front_end.min_duration_s or not samples.any():
+        raise AudioProblem(name, f"shorter than {front_end.min_duration_s:.2f} s or silent")
+    return _features(samples, front_end)
 
 
-def _features(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
+def _features(signal: np.ndarray, front_end: FrontEnd) -> np.ndarray:
     with threadpool_limits(1):  # prepare's threading, hence prepare's bytes
-        return extract_features(signal, config).astype(np.float16)
+        return front_end.extract(signal).astype(np.float16)
 
 
-def select_channels(features: np.ndarray, config: FeatureConfig, blocks: Sequence[str]) -> np.ndarray:
+def select_channels(features: np.ndarray, front_end: FrontEnd, blocks: Sequence[str]) -> np.ndarray:
     """The channels of the named feature blocks, in stacking order (as the data module selects them)."""
-    slices = config.slices()
-    return features[:, np.concatenate([np.arange(config.n_channels)[slices[name]] for name in blocks])]
+    slices = front_end.slices()
+    return features[:, np.concatenate([np.arange(front_end.n_channels)[slices[name]] for name in blocks])]

@@ -64,7 +64,7 @@ def _load_all(files: list[Path], model: EmotionModel, console: Console) -> tuple
     with Progress(*columns, console=console, transient=True, disable=len(files) < PROGRESS_FROM) as progress:
         for path in progress.track(files, description="extracting features"):
             try:
-                array, steps = recording_features(path, model.config)
+                array, steps = recording_features(path, model.front_end)
             except AudioProblem as problem:
                 problems.append(str(problem))
                 continue
@@ -73,7 +73,7 @@ def _load_all(files: list[Path], model: EmotionModel, console: Console) -> tuple
             conversions.update(steps)
     if conversions:
         said = ", ".join(f"{step} ({n} file{'s' * (n > 1)})" for step, n in sorted(conversions.items()))
-        console.print(f"converted to {model.config.sample_rate} Hz mono: {said}", markup=False)
+        console.print(f"converted to {model.front_end.sample_rate} Hz mono: {said}", markup=False)
     return good, features, problems
 
 

@@ -1,9 +1,10 @@
 """A trained checkpoint ready to classify audio: `load_model(ckpt).predict("clip.wav")`.
 
 Everything needed to turn audio into the model's input travels in the checkpoint (the data module's
-state: feature config, feature blocks, normalisation mode and statistics, class names, evaluation
-crop), so no feature cache is needed. The model is rebuilt by `UDAModule.load_from_checkpoint` from
-its saved hyperparameters, whatever encoder or adaptation components they name.
+state: front end (class_path + init_args), feature blocks, normalisation mode and statistics, class
+names, evaluation crop), so no feature cache is needed. The model is rebuilt by
+`UDAModule.load_from_checkpoint` from its saved hyperparameters, whatever encoder or adaptation
+components they name.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 import torch
 
 from sed_uda.data.crops import EvalBatches
-from sed_uda.features.config import FeatureConfig
+from sed_uda.features.frontends import FrontEndError, recorded
 from sed_uda.inference.audio import recording_features, select_channels, waveform_features
 from sed_uda.inference.checkpoint import CheckpointMismatch, data_state, read_checkpoint
 from sed_uda.inference.normalize import speaker_groups, stack, standardise_global, standardise_groups
@@ -41,7 +42,7 @@ class EmotionModel:
     def __init__(self, model: torch.nn.Module, state: dict, device: str = "cpu") -> None:
         self.model = model.to(device).eval()
         self.device = device
-        self.config = FeatureConfig.from_dict(state["feature_config"])
+        self.front_end = recorded(state)
         self.features: tuple[str, ...] = tuple(state["features"])
         self.normalization: str = state["normalization"]
         self.class_names: tuple[str, ...] = tuple(state["class_names"])
@@ -55,13 +56,13 @@ class EmotionModel:
         """Classify one recording: a wav/flac path, or samples (mono or (samples, channels)) at
         `sample_rate`. In speaker-normalisation mode the recording is standardised by its own statistics."""
         if isinstance(audio, str | Path):
-            features, _ = recording_features(audio, self.config)
+            features, _ = recording_features(audio, self.front_end)
         else:
             if sample_rate is None:
                 raise ValueError(
                     "pass sample_rate= with a waveform (e.g. predict(samples, sample_rate=44100))"
                 )
-            features = waveform_features(audio, sample_rate, self.config)
+            features = waveform_features(audio, sample_rate, self.front_end)
         probabilities = self.predict_features([features], speaker_from="file")[0]
         return self.prediction(probabilities)
 
@@ -81,7 +82,7 @@ class EmotionModel:
 
         Global normalisation uses the stored statistics; speaker normalisation groups the utterances
         by `speaker_from` ("parent-folder" of `files`, or "file": each alone)."""
-        frames, offsets = stack([select_channels(f, self.config, self.features) for f in features])
+        frames, offsets = stack([select_channels(f, self.front_end, self.features) for f in features])
         if self.normalization == "global":
             frames = standardise_global(frames, self.mean, self.std)
         elif self.normalization == "speaker":
@@ -114,4 +115,7 @@ def load_model(checkpoint: str | Path, device: str = "cpu") -> EmotionModel:
             f"device {device!r} requested but no CUDA GPU is available; use --device cpu"
         )
     model = UDAModule.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True)
-    return EmotionModel(model, state, device)
+    try:
+        return EmotionModel(model, state, device)
+    except FrontEndError as error:
+        raise CheckpointMismatch(f"{checkpoint}: its front end cannot be built here ({error})") from error

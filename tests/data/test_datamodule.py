@@ -12,12 +12,12 @@ import torch
 from sed_uda.data.crops import LabelledRandomCrops, RandomCrops
 from sed_uda.data.datamodule import CrossLingualDataModule
 from sed_uda.data.keys import LABELLED, TEST_LOADERS, UNLABELLED, VAL_LOADERS
-from sed_uda.features.config import FeatureConfig
+from sed_uda.features.frontends.librosa import LibrosaFrames
 from sed_uda.features.store import CacheError, load_cache
 
 from .conftest import SPEAKERS, SPLIT_SIZES, write_cache
 
-CHANNELS = FeatureConfig().n_channels
+CHANNELS = LibrosaFrames().n_channels
 
 
 def datamodule(cache: Path, stage: str | None = "fit", **kwargs: object) -> CrossLingualDataModule:
@@ -106,7 +106,7 @@ def test_each_side_comes_from_its_language(
 
 def test_num_channels_and_direction_are_known_before_setup(random_cache: Path) -> None:
     dm = datamodule(random_cache, stage=None, source="zh", target="en", features=["mel", "zcr"])
-    assert dm.num_channels == 1 + FeatureConfig().n_mels
+    assert dm.num_channels == 1 + LibrosaFrames().n_mels
     assert dm.direction == "zh2en"
     assert dm.frames is None
 
@@ -114,7 +114,7 @@ def test_num_channels_and_direction_are_known_before_setup(random_cache: Path) -
 def test_feature_subset_picks_the_right_channels(random_cache: Path) -> None:
     dm = datamodule(random_cache, features=["contrast", "zcr"], normalization="none")
     cache = load_cache(random_cache)
-    slices = cache.config.slices()
+    slices = cache.front_end.slices()
     expected = np.concatenate([cache.features[:, slices["zcr"]], cache.features[:, slices["contrast"]]], 1)
     assert dm.frames.shape == (len(cache.features), dm.num_channels)
     np.testing.assert_array_equal(dm.frames.numpy(), expected)

@@ -53,8 +53,9 @@ def test_checkpoint_is_self_contained(global_run) -> None:
     assert state["class_names"] == ["neutral", "happy", "angry", "sad", "surprise"]
     assert (
         state["direction"] == "en2zh"
-        and state["librosa_version"]
-        and state["feature_config"]["n_mels"] == 128
+        and state["front_end_versions"]["librosa"]
+        and state["front_end"]["class_path"].endswith("LibrosaFrames")
+        and state["front_end"]["init_args"]["n_mels"] == 128
     )
 
 
