@@ -30,9 +30,10 @@ from sed_uda.callbacks.wandb_logging import (
     finish_wandb_runs,
 )
 from sed_uda.cli import normalise_options
+from sed_uda.compare import differences
 from sed_uda.data.datamodule import CrossLingualDataModule
-from sed_uda.errors import UserError
-from sed_uda.inference.checkpoint import DATA_STATE, CheckpointMismatch, differences, read_checkpoint
+from sed_uda.errors import CheckpointMismatch, UserError
+from sed_uda.inference.checkpoint import DATA_STATE, read_checkpoint
 from sed_uda.models.uda import UDAModule
 
 
