@@ -16,6 +16,7 @@ from sed_uda.cli import main
 from sed_uda.corpus import synth as synth_module
 from sed_uda.experiments.grid import load_grid
 from sed_uda.features import cache as cache_module
+from sed_uda.features.frontends.librosa import LibrosaFrames
 from sed_uda.models.selection.rules import RULES
 from sed_uda.models.uda import UDAModule
 from tests.conftest import FAST, REPO
@@ -110,7 +111,15 @@ def test_boolean_flags_and_dashed_or_underscored_options(
 ) -> None:
     status, _, err = sed_uda(["prepare", "--root=my-corpus_dir", *options], capsys)
     assert status == 0, err
-    assert prepare_calls == [{"root": Path("my-corpus_dir"), "workers": workers, "skip_bad": skip_bad}]
+    assert prepare_calls == [
+        {
+            "root": Path("my-corpus_dir"),
+            "workers": workers,
+            "skip_bad": skip_bad,
+            "front_end": LibrosaFrames(),
+            "device": "cpu",
+        }
+    ]
 
 
 def test_help_shows_the_spellings_users_type(capsys: pytest.CaptureFixture[str]) -> None:

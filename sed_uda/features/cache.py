@@ -456,6 +456,7 @@ def prepare_cache(
         raise BadArgument(f"workers={workers}: need at least 1 process")
     front_end.check()
     _check_device(front_end, device)
+    config_hash(front_end)  # a missing optional library or model folder fails here, before any work
     root, cache_dir = Path(root).resolve(), Path(cache_dir)
     console = Console(highlight=False, soft_wrap=True)  # long paths stay copyable
     index = index_corpus(root)
