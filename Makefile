@@ -12,7 +12,7 @@ export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo notebook test lint format clean
+.PHONY: help install demo notebook test lint format clean grid-slurm-check
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -35,6 +35,9 @@ notebook: install ## Install JupyterLab into .venv (the `notebooks` extra) and o
 
 test: install ## Run the test suite (tiny corpus, W&B disabled)
 	WANDB_MODE=disabled $(BIN)/python -m pytest -q
+
+grid-slurm-check: install ## Start a one-node SLURM (Debian's slurm-wlm; root) and run a tiny grid on it
+	benchmarks/slurm_local.sh
 
 lint: install ## ruff check + format check
 	$(BIN)/ruff check .

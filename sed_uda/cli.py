@@ -125,6 +125,8 @@ def _run(args: list[str]) -> None:
         from jsonargparse import CLI
 
         flags = _flags(TOOL_COMMANDS[command])
+        if command == "grid":
+            _check_grid_configs(args)
         args = _listed_paths(args) if command == "classify" else args
         CLI(
             list(TOOL_COMMANDS.values()),
@@ -139,6 +141,21 @@ def _run(args: list[str]) -> None:
     else:
         choices = ", ".join([*TOOL_COMMANDS, *TRAINING_COMMANDS])
         raise _ArgumentProblem(f"unknown command {command!r}; the commands are {choices}", hint="")
+
+
+def _check_grid_configs(args: Sequence[str]) -> None:
+    """`grid --config X` with X an experiment (or other) config: say so in one line, naming a grid config."""
+    from pathlib import Path
+
+    from sed_uda.experiments.grid import grid_config_problem
+
+    for position, arg in enumerate(args):
+        path = arg.partition("=")[2] if arg.startswith("--config=") else None
+        if arg == "--config" and position + 1 < len(args):
+            path = args[position + 1]
+        problem = grid_config_problem(Path(path)) if path and Path(path).is_file() else None
+        if problem:
+            raise _ArgumentProblem(problem, hint="see `sed-uda grid --help`")
 
 
 def _argument_problem(error: Exception, command: str) -> _ArgumentProblem | None:
