@@ -50,6 +50,10 @@ class AdaptationLoss(nn.Module):
     name = "adaptation"
     """Prefix of the method's logged values (`en2zh/train/<name>_<value>`)."""
 
+    reads_frames = False
+    """Whether `forward` reads the target features themselves (`target_x`, e.g. to augment them), so
+    the data must serve frames rather than pooled statistics."""
+
     def __init__(self, weight: float = 1.0) -> None:
         super().__init__()
         if weight < 0:
