@@ -204,6 +204,8 @@ class UDAModule(LightningModule):
                 target_lengths=lengths[n:],
                 progress=progress,
                 classify=self,
+                source_x=x[:n],
+                source_lengths=lengths[:n],
             )
             for adaptation in self.adaptations:
                 value, logged = adaptation(inputs)
