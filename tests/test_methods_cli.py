@@ -92,8 +92,9 @@ def test_fit_composes_the_configs_a_user_types(
     assert f"{type(model.encoder).__module__}.{type(model.encoder).__name__}" == encoder_class
     adapts = bool(model.adaptations)
     assert cli.datamodule.unlabelled_target == adapts
-    # Only the stats encoder pools, and FixMatch augments the target frames it is given.
-    assert cli.datamodule.pooled == (encoder.stem == "stats" and adaptation.stem != "fixmatch")
+    # Only the stats encoder pools; FixMatch augments the target frames it is given, mixup mixes frames.
+    frames_needed = adaptation.stem in ("fixmatch", "mixup")
+    assert cli.datamodule.pooled == (encoder.stem == "stats" and not frames_needed)
     for adaptation_loss in model.adaptations:
         assert math.isfinite(float(trainer.callback_metrics[f"en2zh/train/{adaptation_loss.name}_loss"]))
     checkpoints = tmp_path / "checkpoints"

@@ -54,8 +54,8 @@ class AdaptationLoss(nn.Module):
     """Prefix of the method's logged values (`en2zh/train/<name>_<value>`)."""
 
     reads_frames = False
-    """Whether `forward` reads the target features themselves (`target_x`, e.g. to augment them), so
-    the data must serve frames rather than pooled statistics."""
+    """Whether `forward` reads the features themselves (`target_x`, `source_x`: to augment or mix
+    them), so the data must serve frames rather than pooled statistics."""
 
     def __init__(self, weight: float = 1.0) -> None:
         super().__init__()
