@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from sed_uda.experiments.runner import OUTDATED, RECORD, role
-from sed_uda.experiments.selection import DEFAULT_RULE, RULES, get_rule
+from sed_uda.models.selection.rules import DEFAULT_RULE, RULES, get_rule
 
 UPPER, BASELINE, METHOD = "upper bound", "baseline", "method"
 BASELINES_FILE = "baselines.json"

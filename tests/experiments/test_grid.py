@@ -11,8 +11,8 @@ import pytest
 
 from sed_uda.experiments import grid as grid_module
 from sed_uda.experiments.grid import Cell, GridSpec, check_grid, load_grid, run_grid
-from sed_uda.experiments.selection import RULES
 from sed_uda.experiments.table import read_records
+from sed_uda.models.selection.rules import RULES
 from tests.conftest import FAST, REPO
 
 CONFIGS = REPO / "configs"
