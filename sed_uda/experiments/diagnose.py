@@ -56,11 +56,10 @@ class PooledCorpus:
 def load_pooled(cache_dir: str | Path, source: str, target: str, normalization: str) -> PooledCorpus:
     """Pooled vectors of every utterance of a cache under a standardisation ("speaker", "global", "none")."""
     from sed_uda.data.datamodule import CrossLingualDataModule
-    from sed_uda.experiments.probe import pooled_statistics
 
     data = CrossLingualDataModule(str(cache_dir), source, target, normalization=normalization)
     data.setup("fit")
-    vectors = pooled_statistics(data.frames.numpy(), data.offsets.numpy()).astype(np.float64)
+    vectors = data.statistics().numpy().astype(np.float64)
     rows = {
         "source_train": data.rows(source, "train"),
         "target_train": data.rows(target, "train"),
