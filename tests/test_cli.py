@@ -190,6 +190,16 @@ def test_gpu_configs_on_a_machine_without_gpu_say_how_to_use_the_cpu(
     assert "--trainer.accelerator cpu --trainer.precision 32-true" in line and extra in line
 
 
+def test_a_gpu_asked_for_on_the_command_line_is_blamed_on_the_command_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    status, _, err = sed_uda(["fit", *DANN, "--trainer.accelerator", "gpu"], capsys)
+    line = one_line(err, "fit")
+    assert status == 1 and line.startswith("sed-uda fit: error: --trainer.accelerator gpu: needs a GPU")
+    assert "en2zh.yaml" not in line
+
+
 def test_config_values_refused_by_a_class_are_one_line(tiny_cache: Path, tmp_path: Path, capsys) -> None:
     base = ["fit", *DANN, f"--trainer.default_root_dir={tmp_path}"]
     status, _, err = sed_uda([*base, f"--data.cache_dir={tiny_cache}", "--data.batch_size=0"], capsys)
@@ -242,7 +252,9 @@ def test_ctrl_c_during_training_is_status_130(
         f"--trainer.default_root_dir={tmp_path}",
     ]
     status, _, err = sed_uda([*argv, *FAST], capsys)
-    assert status == 130 and "interrupted (Ctrl-C)" in err.strip().splitlines()[-1]
+    last = err.strip().splitlines()[-1]
+    assert status == 130 and "interrupted (Ctrl-C)" in last
+    assert "the same command and --ckpt_path last" in last
 
 
 @pytest.mark.parametrize(
@@ -353,3 +365,14 @@ def test_grid_dry_run_resolves_every_run_without_training(
     n = len(load_grid(REPO / "configs" / "grid" / "demo.yaml").runs())
     assert f"demo: every configuration of the {n} runs resolves" in out and out.count(": to run") == n
     assert not runs.exists()
+
+
+def test_a_bare_fit_says_what_is_missing(capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = sed_uda(["fit"], capsys)
+    line = one_line(err, "fit")
+    assert status == 2 and "no model configured" in line and "--config configs/experiment/en2zh.yaml" in line
+
+
+def test_evaluation_without_a_checkpoint_is_an_argument_error(capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = sed_uda(["test", *DANN], capsys)
+    assert status == 2 and "needs --ckpt_path" in one_line(err, "test")
