@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+TORCH_INDEX ?=
 DATA ?= data
 CORPUS := $(DATA)/synth_esd
 CACHE := $(DATA)/cache
@@ -20,11 +21,11 @@ help: ## Show this help
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q $(TORCH_PINS)
+	$(BIN)/pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) $(TORCH_PINS)
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $(STAMP)
 
-install: $(STAMP) ## Create .venv (python3.11), install pinned torch, then sed_uda[dev]; quick when nothing changed
+install: $(STAMP) ## Create .venv (python3.11), install pinned torch (TORCH_INDEX=URL: from that index), then sed_uda[dev]
 
 demo: install ## The bundled corpus end to end: synth -> prepare -> DANN, MCC and both bounds (stats encoder) -> table
 	$(BIN)/sed-uda demo --data $(DATA)

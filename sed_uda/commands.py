@@ -7,7 +7,7 @@ from typing import Literal
 
 from sed_uda.errors import BadArgument
 from sed_uda.experiments.grid import Cell
-from sed_uda.experiments.selection import RULES
+from sed_uda.models.selection.rules import RULES
 
 RuleName = Literal[tuple(RULES)]  # type: ignore[valid-type]
 """Every selection rule: `table --help` lists them and anything else is refused with the list."""

@@ -31,9 +31,10 @@ from sed_uda.callbacks.wandb_logging import (
     drop_anonymous_setting,
     finish_wandb_runs,
 )
+from sed_uda.compare import differences
 from sed_uda.data.datamodule import CrossLingualDataModule
-from sed_uda.errors import BadArgument, UserError
-from sed_uda.inference.checkpoint import DATA_STATE, CheckpointMismatch, differences, read_checkpoint
+from sed_uda.errors import BadArgument, CheckpointMismatch, UserError
+from sed_uda.inference.checkpoint import DATA_STATE, read_checkpoint
 from sed_uda.models.uda import UDAModule
 from sed_uda.options import normalise_options
 from sed_uda.run_folders import evaluation_folder, fit_folder, last_checkpoint, latest

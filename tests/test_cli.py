@@ -15,8 +15,8 @@ import yaml
 from sed_uda.cli import main
 from sed_uda.corpus import synth as synth_module
 from sed_uda.experiments.grid import load_grid
-from sed_uda.experiments.selection import RULES
 from sed_uda.features import cache as cache_module
+from sed_uda.models.selection.rules import RULES
 from sed_uda.models.uda import UDAModule
 from tests.conftest import FAST, REPO
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 
 from sed_uda.adaptation.base import AdaptationInputs, AdaptationLoss, AdaptationOutput, float32_math
-from sed_uda.data.augment import FeatureAugment
+from sed_uda.models.components.augment import FeatureAugment
 
 
 def strong_augment() -> FeatureAugment:

@@ -9,11 +9,11 @@ from __future__ import annotations
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from sed_uda.experiments.selection import DEFAULT_RULE, get_rule
+from sed_uda.models.selection.rules import DEFAULT_RULE, get_rule
 
 
 class SelectionCheckpoint(ModelCheckpoint):
-    """Keep `best-<rule>.ckpt` under a selection rule from `sed_uda.experiments.selection`.
+    """Keep `best-<rule>.ckpt` under a selection rule from `sed_uda.models.selection.rules`.
 
     The watched key carries the direction (`en2zh/val/source_acc`), which is only known once the
     model is attached, so it is filled in at setup. `last.ckpt` is `LastCheckpoint`'s job.

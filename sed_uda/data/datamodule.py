@@ -21,10 +21,12 @@ from lightning.pytorch.utilities import CombinedLoader
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from sed_uda.compare import differences
 from sed_uda.corpus.layout import EMOTIONS, LANGUAGES, SPLITS
 from sed_uda.data.crops import EvalBatches, LabelledRandomCrops, RandomCrops, StreamLoader
 from sed_uda.data.keys import LABELLED, UNLABELLED, direction_name
 from sed_uda.data.normalization import ChannelStats, standardise
+from sed_uda.errors import CheckpointMismatch
 from sed_uda.features.config import FEATURE_NAMES, FeatureConfig
 from sed_uda.features.store import CacheError, load_cache, read_meta
 
@@ -292,8 +294,6 @@ class CrossLingualDataModule(LightningDataModule):
 
     def load_state_dict(self, state_dict: dict[str, object]) -> None:
         """Refuse a checkpoint whose inputs were made differently from this configuration's."""
-        from sed_uda.inference.checkpoint import CheckpointMismatch, differences
-
         different = differences(
             {"data": {k: state_dict.get(k) for k in self.recipe()}}, {"data": self.recipe()}
         )

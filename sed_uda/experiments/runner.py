@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from sed_uda.experiments.selection import RULES
+from sed_uda.models.selection.rules import RULES
 
 RECORD = "record.json"
 

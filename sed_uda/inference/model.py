@@ -16,9 +16,10 @@ import numpy as np
 import torch
 
 from sed_uda.data.crops import EvalBatches
+from sed_uda.errors import CheckpointMismatch
 from sed_uda.features.config import FeatureConfig
 from sed_uda.inference.audio import recording_features, select_channels, waveform_features
-from sed_uda.inference.checkpoint import CheckpointMismatch, data_state, read_checkpoint
+from sed_uda.inference.checkpoint import data_state, read_checkpoint
 from sed_uda.inference.normalize import speaker_groups, stack, standardise_global, standardise_groups
 
 

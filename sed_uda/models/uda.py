@@ -22,8 +22,8 @@ from torchmetrics import MeanMetric
 
 from sed_uda.adaptation.base import AdaptationInputs, AdaptationLoss
 from sed_uda.corpus.layout import EMOTIONS
-from sed_uda.data.augment import FeatureAugment
 from sed_uda.data.keys import LABELLED, TEST_LOADERS, UNLABELLED, VAL_LOADERS
+from sed_uda.models.components.augment import FeatureAugment
 from sed_uda.models.components.cnn1d import CNN1dEncoder
 from sed_uda.models.components.heads import EmotionClassifier
 from sed_uda.models.metrics import (
@@ -33,7 +33,7 @@ from sed_uda.models.metrics import (
     flatten_classification,
 )
 from sed_uda.models.schedules import build_lr_scheduler
-from sed_uda.models.selection_signals import DeepEmbeddedValidation, SoftNeighborhoodDensity
+from sed_uda.models.selection.signals import DeepEmbeddedValidation, SoftNeighborhoodDensity
 
 Batch = dict[str, torch.Tensor]
 EVAL_LOADERS: dict[str, tuple[str, ...]] = {"val": VAL_LOADERS, "test": TEST_LOADERS}
@@ -190,6 +190,8 @@ class UDAModule(LightningModule):
                 target_lengths=lengths[n:],
                 progress=progress,
                 classify=self,
+                source_x=x[:n],
+                source_lengths=lengths[:n],
             )
             for adaptation in self.adaptations:
                 value, logged = adaptation(inputs)

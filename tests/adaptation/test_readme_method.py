@@ -15,7 +15,7 @@ from tests.conftest import REPO
 
 
 def _blocks(language: str) -> list[str]:
-    section = (REPO / "README.md").read_text().split("#### Add your own method", 1)[1]
+    section = (REPO / "README.md").read_text().split("## 6. Add your own method", 1)[1]
     return re.findall(rf"```{language}\n(.*?)```", section, flags=re.S)
 
 
