@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 import torch
 import yaml
 
-from sed_uda.cli import main
+from sed_uda.cli import TOOL_COMMANDS, TRAINING_COMMANDS, main
 from sed_uda.corpus import synth as synth_module
 from sed_uda.experiments.grid import load_grid
 from sed_uda.features import cache as cache_module
@@ -376,3 +377,15 @@ def test_a_bare_fit_says_what_is_missing(capsys: pytest.CaptureFixture[str]) -> 
 def test_evaluation_without_a_checkpoint_is_an_argument_error(capsys: pytest.CaptureFixture[str]) -> None:
     status, _, err = sed_uda(["test", *DANN], capsys)
     assert status == 2 and "needs --ckpt_path" in one_line(err, "test")
+
+
+REPO_PATH = re.compile(r"(?<![\w/.<-])((?:configs|docs|notebooks|benchmarks|sed_uda|tests)/[\w./-]*[\w/])")
+"""A path into the repository as help texts cite it (`configs/grid/demo.yaml`, `configs/grid/`)."""
+
+
+@pytest.mark.parametrize("command", [*TOOL_COMMANDS, *TRAINING_COMMANDS])
+def test_every_path_a_help_text_cites_exists(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = sed_uda([command, "--help"], capsys)
+    assert status == 0
+    missing = sorted(path for path in set(REPO_PATH.findall(out)) if not (REPO / path).exists())
+    assert not missing, f"`sed-uda {command} --help` cites paths that do not exist: {missing}"
