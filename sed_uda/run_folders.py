@@ -1,7 +1,7 @@
 """Where a training command writes, so that runs never mix.
 
 `fit` trains into a folder of its own: by default the next free one of `runs/fit/<name>`,
-`<name>-2`, `<name>-3`, ...; a folder given with `--trainer.default_root_dir` that already holds files
+`<name>-2`, `<name>-3`, ...; a folder given with `--trainer.default_root_dir` that already holds a run
 is refused unless the run in it is continued (`--ckpt_path`). `validate`, `test` and `predict` write into
 a fresh folder of their own in the same way under `runs/<command>/`, never into the folder of the run
 whose checkpoint they evaluate, so a finished run is never changed by using it.
@@ -14,10 +14,18 @@ from pathlib import Path
 
 from sed_uda.errors import BadArgument, OutputExists
 
+RUN_FILES = ("config.yaml", "checkpoints", "csv", "lightning_logs", "wandb", "predictions.csv", "record.json")
+"""What a training command leaves in its folder: a folder holding any of them holds a run."""
+
 
 def holds_files(folder: Path) -> bool:
     """Whether `folder` exists and is not empty."""
     return folder.is_dir() and any(folder.iterdir())
+
+
+def holds_run(folder: Path) -> bool:
+    """Whether `folder` holds what a training command writes (other files, such as a cache, do not count)."""
+    return any((folder / name).exists() for name in RUN_FILES)
 
 
 def _numbered(base: Path) -> dict[int, Path]:
@@ -54,7 +62,7 @@ def fit_folder(configured: str | None, default: Path, ckpt_path: str | None) -> 
     """
     if configured is not None:
         folder = Path(configured)
-        if ckpt_path is None and holds_files(folder):
+        if ckpt_path is None and holds_run(folder):
             raise OutputExists(
                 f"{folder}: already holds a run, which is kept as it is; continue it with --ckpt_path last, "
                 f"or train a new run into another folder, e.g. --trainer.default_root_dir {next_free(folder)}"
@@ -70,7 +78,7 @@ def fit_folder(configured: str | None, default: Path, ckpt_path: str | None) -> 
 def evaluation_folder(configured: str | None, default: Path) -> Path:
     """The folder a `validate`/`test`/`predict` writes into: `configured` if it is free, else the next
     free folder of `default` (a run's own config names the run's folder, which must stay unchanged)."""
-    if configured is not None and not holds_files(Path(configured)):
+    if configured is not None and not holds_run(Path(configured)):
         return Path(configured)
     return next_free(default)
 
