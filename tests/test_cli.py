@@ -389,3 +389,8 @@ def test_every_path_a_help_text_cites_exists(command: str, capsys: pytest.Captur
     assert status == 0
     missing = sorted(path for path in set(REPO_PATH.findall(out)) if not (REPO / path).exists())
     assert not missing, f"`sed-uda {command} --help` cites paths that do not exist: {missing}"
+
+
+def test_a_missing_argument_of_a_tool_command_is_exit_status_2(capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = sed_uda(["classify", "hello.wav"], capsys)
+    assert status == 2 and "--ckpt is required" in one_line(err, "classify")

@@ -147,7 +147,7 @@ def _demo(argv: list[str], fx: Fixtures) -> None:
     argv = _set(_set(_set(argv, "--data", str(data)), "--grid-config", str(tiny)), "--out", str(out))
     printed = _ok(argv, fx)
     methods = {Path(cell["adaptation"]).stem for cell in grid["cells"]}
-    assert all(f"| {method} |" in out.read_text() for method in methods)
+    assert all(f"| {method} " in out.read_text() for method in methods)
     assert "torch threads per run: 2 " in printed
 
 
