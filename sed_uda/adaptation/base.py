@@ -53,6 +53,10 @@ class AdaptationLoss(nn.Module):
     name = "adaptation"
     """Prefix of the method's logged values (`en2zh/train/<name>_<value>`)."""
 
+    reads_frames = False
+    """Whether `forward` reads the features themselves (`target_x`, `source_x`: to augment or mix
+    them), so the data must serve frames rather than pooled statistics."""
+
     def __init__(self, weight: float = 1.0) -> None:
         super().__init__()
         if weight < 0:

@@ -41,6 +41,7 @@ class DomainMixup(AdaptationLoss):
     """
 
     name = "mixup"
+    reads_frames = True
 
     def __init__(self, weight: float = 1.0, alpha: float = 0.2) -> None:
         super().__init__(weight)

@@ -42,6 +42,7 @@ class FixMatch(AdaptationLoss):
     """
 
     name = "fixmatch"
+    reads_frames = True
 
     def __init__(
         self, weight: float = 1.0, threshold: float = 0.9, strong: FeatureAugment | None = None
