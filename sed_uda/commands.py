@@ -226,20 +226,23 @@ def demo(
     grid_config: Path = Path("configs/grid/demo.yaml"),
     out: Path = Path("reports/demo_results.md"),
     workers: int = 2,
+    threads: int = 2,
     verbose: bool = False,
 ) -> None:
-    """The whole study on the bundled corpus: synth -> prepare -> grid of the 1D-CNN rows -> table.
+    """The whole study on the bundled corpus: synth -> prepare -> the demo grid (DANN, MCC, source-only
+    and the target-supervised bound with the utterance-statistics encoder, both directions) -> table.
 
     Args:
         data: Data folder (corpus in <data>/synth_esd, cache in <data>/cache).
         grid_config: Grid to run (the CPU-feasible demo grid by default).
         out: Results table to write.
         workers: Parallel processes for synth and prepare.
+        threads: Torch threads per run (results depend on it; the README's demo table used 2).
         verbose: Show Lightning's model summaries and progress bars (one line per run otherwise).
     """
     from sed_uda.experiments.demo import run_demo
 
-    run_demo(data, grid_config, out, workers=workers, verbose=verbose)
+    run_demo(data, grid_config, out, workers=workers, threads=threads, verbose=verbose)
 
 
 def classify(
@@ -257,7 +260,7 @@ def classify(
 
     Args:
         paths: wav/flac files, or folders searched recursively.
-        ckpt: Checkpoint written by `sed-uda fit` (e.g. runs/<run>/checkpoints/best-source_acc.ckpt).
+        ckpt: Checkpoint written by `sed-uda fit` (e.g. runs/fit/<run>/checkpoints/best-target_im.ckpt).
         out: Also write the predictions to this .csv or .json file.
         speaker_from: Models trained with per-speaker normalisation only: pool statistics over each
             folder's recordings ("parent-folder": one folder per speaker) or use each file's own ("file",
