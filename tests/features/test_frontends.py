@@ -84,20 +84,20 @@ def test_data_blocks_of_another_front_end_are_refused_with_the_fix(tiny_corpus: 
 )
 def test_unknown_front_ends_are_one_line_with_the_choices(front_end: str, says: str, capsys) -> None:
     status, _, err = sed_uda(["prepare", "--front-end", front_end], capsys)
-    assert status == 1 and says in one_line(err, "prepare")
+    assert status == 2 and says in one_line(err, "prepare")
 
 
 def test_a_yaml_with_a_bad_class_path_or_argument_is_one_line(tmp_path: Path, capsys) -> None:
     bad_class = tmp_path / "bad_class.yaml"
     bad_class.write_text("class_path: sed_uda.features.frontends.nope.Nope\n")
     status, _, err = sed_uda(["prepare", "--front-end", str(bad_class)], capsys)
-    assert status == 1 and "cannot be imported" in one_line(err, "prepare")
+    assert status == 2 and "cannot be imported" in one_line(err, "prepare")
     bad_argument = tmp_path / "bad_argument.yaml"
     bad_argument.write_text(
         "class_path: sed_uda.features.frontends.egemaps.Egemaps\ninit_args: {level: frames}\n"
     )
     status, _, err = sed_uda(["prepare", "--front-end", str(bad_argument)], capsys)
-    assert status == 1 and "level='frames': choose one of lld, functionals" in one_line(err, "prepare")
+    assert status == 2 and "level='frames': choose one of lld, functionals" in one_line(err, "prepare")
 
 
 def test_device_on_a_cpu_only_front_end_or_machine_is_one_line(monkeypatch, capsys) -> None:  # noqa: ANN001
@@ -105,7 +105,7 @@ def test_device_on_a_cpu_only_front_end_or_machine_is_one_line(monkeypatch, caps
     assert "the LibrosaFrames front end computes on the CPU only" in one_line(err, "prepare")
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     status, _, err = sed_uda(["prepare", "--front-end", "torch", "--device", "cuda"], capsys)
-    assert status == 1 and "no CUDA GPU is visible" in one_line(err, "prepare")
+    assert status == 2 and "no CUDA GPU is visible" in one_line(err, "prepare")
 
 
 def test_build_refuses_what_is_not_a_front_end() -> None:
