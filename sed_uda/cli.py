@@ -16,7 +16,7 @@ import typing
 from collections.abc import Callable, Sequence
 
 from sed_uda.commands import classify, demo, grid, prepare, probe, synth, table
-from sed_uda.errors import user_message
+from sed_uda.errors import BadArgument, user_message
 
 TOOL_COMMANDS: dict[str, Callable[..., object]] = {
     f.__name__: f for f in (synth, prepare, probe, grid, table, demo, classify)
@@ -54,7 +54,7 @@ Data and experiments:
   grid      run a grid of experiments (methods x encoders x directions x seeds), resumable
   table     collect runs into the poster-shaped results table (mean +- std over seeds)
   demo      the whole study on the bundled corpus: synth, prepare, grid, table
-  classify  emotion of new recordings (wav/flac) with a trained checkpoint
+  classify  emotion of new recordings (wav, flac, mp3, ogg, ...) with a trained checkpoint
 Training (LightningCLI):
   fit | validate | test | predict --config configs/experiment/<name>.yaml
 
@@ -192,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         message = user_message(error)
         if message is None:
             raise
-        _fail(command, message, 1)
+        _fail(command, message, 2 if isinstance(error, BadArgument) else 1)
 
 
 if __name__ == "__main__":
