@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+TORCH_INDEX ?=
 DATA ?= data
 CORPUS := $(DATA)/synth_esd
 CACHE := $(DATA)/cache
@@ -12,7 +13,7 @@ export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo notebook test lint format clean
+.PHONY: help install demo notebook test test-fast lint format clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -20,11 +21,11 @@ help: ## Show this help
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q $(TORCH_PINS)
+	$(BIN)/pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) $(TORCH_PINS)
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $(STAMP)
 
-install: $(STAMP) ## Create .venv (python3.11), install pinned torch, then sed_uda[dev]; quick when nothing changed
+install: $(STAMP) ## Create .venv (python3.11), install pinned torch (TORCH_INDEX=URL: from that index), then sed_uda[dev]
 
 demo: install ## The bundled corpus end to end: synth -> prepare -> DANN, MCC and both bounds (stats encoder) -> table
 	$(BIN)/sed-uda demo --data $(DATA)
@@ -33,8 +34,11 @@ notebook: install ## Install JupyterLab into .venv (the `notebooks` extra) and o
 	@test -x $(BIN)/jupyter-lab || $(BIN)/pip install -q -e '.[dev,notebooks]'
 	$(BIN)/jupyter-lab notebooks
 
-test: install ## Run the test suite (tiny corpus, W&B disabled)
+test: install ## Run the whole test suite (tiny corpus, W&B disabled; what CI runs)
 	WANDB_MODE=disabled $(BIN)/python -m pytest -q
+
+test-fast: install ## The fast tier for development: every test but the end-to-end `slow` ones (under 90 s)
+	WANDB_MODE=disabled $(BIN)/python -m pytest -q -m "not slow"
 
 lint: install ## ruff check + format check
 	$(BIN)/ruff check .

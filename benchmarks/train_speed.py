@@ -1,151 +1,266 @@
-"""Where the time of a fit goes, per adaptation method and encoder, and what Lightning costs per step.
+"""How much a `sed-uda` fit and a grid cell cost over a plain PyTorch loop doing the same work.
 
-For every configs/adaptation/*.yaml with the 1D-CNN and the stats encoder, runs one short fit exactly
-as `sed-uda fit --config configs/experiment/en2zh.yaml --config configs/encoder/X.yaml --config
-configs/adaptation/Y.yaml` would (on the feature cache given, loggers off, one thread) and splits its
-wall time into:
+Runs, back to back and `--repeats` times in alternating order, three whole processes on the same
+feature cache with `--threads` threads each:
 
-    start-up     building the CLI (parsing, model, data module and trainer), before `fit`
-    data setup   the data module's `setup` (loading and normalising the cache)
-    train steps  Lightning's training steps (forward, backward, optimiser, logging), batches in hand
-    train data   gathering the training batches
-    evaluation   the validation loops (every epoch)
-    other        the rest of `fit` (checkpoints, loop bookkeeping)
+    plain   this file's own loop: reads features.npy / offsets.npy / manifest.csv directly, standardises
+            each speaker, pools every utterance once (mean and std over time), then trains the stats
+            encoder's network (MLP + emotion classifier + DANN discriminator behind a gradient reversal,
+            AdamW, Ganin's schedules, batch 64 per side) for the same steps, and after every epoch scores
+            source val, target val and the unlabelled target train split (information maximisation),
+            keeping the best epoch's weights in memory
+    fit     `sed-uda fit --config configs/experiment/en2zh.yaml --config configs/encoder/stats.yaml
+            --config configs/adaptation/dann.yaml` with the grid's settings (speaker standardisation,
+            loggers off); it also reports the share of `trainer.fit` spent outside training steps
+    cell    one grid cell of the same configs: the fit plus the test of every selection rule's pick
+            (`sed_uda.experiments.runner.run_experiment`)
 
-Right after each Lightning training step it also times one step of a plain PyTorch loop (zero_grad,
-`UDAModule.compute_losses`, backward, AdamW step) on a copy of the same model (same initial weights)
-and the batch Lightning was just given, already gathered, so both see the same machine load; it
-prints Lightning's training-step rate as a ratio to the plain loop's (1.0 = no overhead; target
->= 0.9; the first step of each is left out as warm-up). The plain steps are not part of any column. Python and
-library imports are timed once, at the top.
+and prints each one's median wall time and CPU time (user + system, of the whole process) and their
+ratios to the plain loop's (bars: fit <= 1.2x, cell <= 1.4x). On a shared machine wall times follow the
+load, CPU times much less: both are printed, with every repeat's, so the spread is visible.
 
-    .venv/bin/python benchmarks/train_speed.py [--cache data/cache] [--epochs 3] [--threads 1]
-        [--encoders cnn1d stats] [--methods dann mcc ...]
+    .venv/bin/python benchmarks/train_speed.py [--cache data/cache] [--epochs 10] [--repeats 3]
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import math
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
-_STARTED = time.perf_counter()
-
-import argparse  # noqa: E402
-import copy  # noqa: E402
-import logging  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import warnings  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import torch  # noqa: E402
-from lightning.pytorch import Callback  # noqa: E402
-
-from sed_uda.training_cli import training_cli  # noqa: E402
-
-IMPORT_SECONDS = time.perf_counter() - _STARTED
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
+FIT_CONFIGS = [CONFIGS / "experiment" / "en2zh.yaml", CONFIGS / "encoder" / "stats.yaml"]
+FIT_CONFIGS.append(CONFIGS / "adaptation" / "dann.yaml")
+BARS = {"fit": 1.2, "cell": 1.4}
 
 
-class FitTimer(Callback):
-    """Wall time of training steps, training-batch gathering and validation loops; after each Lightning
-    step it times one plain PyTorch step of `plain_model` on the same batch, so both see the same load."""
-
-    def __init__(self, plain_model: torch.nn.Module, lr: float) -> None:
-        self.steps: list[float] = []
-        self.plain: list[float] = []
-        self.train_data = 0.0
-        self.evaluation = 0.0
-        self.plain_model = plain_model.train()
-        self.optimiser = torch.optim.AdamW(plain_model.parameters(), lr=lr)
-        self._mark = 0.0
-
-    def on_train_epoch_start(self, trainer, pl_module) -> None:  # noqa: ANN001
-        self._mark = time.perf_counter()
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # noqa: ANN001
-        now = time.perf_counter()
-        self.train_data += now - self._mark
-        self._mark = now
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
-        self.steps.append(time.perf_counter() - self._mark)
-        self.plain.append(plain_step_seconds(self.plain_model, self.optimiser, batch))
-        self._mark = time.perf_counter()
-
-    def on_validation_start(self, trainer, pl_module) -> None:  # noqa: ANN001
-        self._validation_started = time.perf_counter()
-
-    def on_validation_end(self, trainer, pl_module) -> None:  # noqa: ANN001
-        self.evaluation += time.perf_counter() - self._validation_started
+def fit_arguments(cache: Path, epochs: int, root: Path) -> list[str]:
+    """The LightningCLI arguments of the measured fit: the methods grid's overrides on this cache."""
+    return [
+        *(f"--config={path}" for path in FIT_CONFIGS),
+        f"--data.cache_dir={cache}",
+        "--data.normalization=speaker",
+        f"--trainer.max_epochs={epochs}",
+        "--trainer.logger=false",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+        f"--trainer.default_root_dir={root}",
+    ]
 
 
-def plain_step_seconds(model: torch.nn.Module, optimiser: torch.optim.Optimizer, batch: dict) -> float:
-    """Seconds of one plain PyTorch training step: zero_grad, compute_losses, backward, AdamW step."""
-    started = time.perf_counter()
-    optimiser.zero_grad(set_to_none=True)
-    losses = model.compute_losses(batch["labelled"], batch.get("unlabelled"), progress=0.5)
-    losses["loss"].backward()
-    optimiser.step()
-    return time.perf_counter() - started
+# ---- the plain PyTorch loop ------------------------------------------------------------------------
 
 
-def measure(encoder: Path, adaptation: Path, cache: Path, epochs: int, root: Path) -> dict[str, float]:
-    started = time.perf_counter()
-    cli = training_cli(
-        [
-            "--config",
-            str(CONFIGS / "experiment" / "en2zh.yaml"),
-            "--config",
-            str(encoder),
-            "--config",
-            str(adaptation),
-            f"--data.cache_dir={cache}",
-            f"--trainer.max_epochs={epochs}",
-            f"--trainer.default_root_dir={root}",
-            "--trainer.logger=false",
-            "--trainer.enable_progress_bar=false",
-            "--trainer.enable_model_summary=false",
-        ],
-        run=False,
+def plain_loop(cache: Path, epochs: int, batch_size: int = 64, seed: int = 0) -> dict[str, float]:
+    """Train and evaluate the stats encoder + DANN in plain PyTorch; returns the best epoch's IM."""
+    import numpy as np
+    import pandas as pd
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    manifest = pd.read_csv(cache / "manifest.csv", dtype={"speaker": str})
+    features = np.load(cache / "features.npy", mmap_mode="r")
+    offsets = np.load(cache / "offsets.npy")
+    speakers = manifest["speaker"].to_numpy()
+    sizes = np.diff(offsets)
+    frame_speaker = np.repeat(speakers, sizes)
+    frames = np.empty(features.shape, dtype=np.float16)
+    for speaker in np.unique(speakers):
+        keep = frame_speaker == speaker
+        values = np.asarray(features[keep], dtype=np.float64)
+        frames[keep] = (values - values.mean(0)) / np.maximum(values.std(0), 1e-5)
+    x = frames.astype(np.float32)
+    sums = np.add.reduceat(x, offsets[:-1], axis=0)
+    squares = np.add.reduceat(x.astype(np.float64) ** 2, offsets[:-1], axis=0)
+    mean = sums / sizes[:, None]
+    std = np.sqrt(np.maximum(squares / sizes[:, None] - mean**2, 0.0) + 1e-5)
+    pooled = torch.from_numpy(np.concatenate([mean, std], axis=1).astype(np.float32))
+    emotions = sorted(manifest["emotion"].unique())
+    labels = torch.from_numpy(manifest["emotion"].map(emotions.index).to_numpy())
+
+    def rows(language: str, split: str) -> torch.Tensor:
+        keep = (manifest["language"] == language) & (manifest["split"] == split)
+        return torch.from_numpy(np.flatnonzero(keep.to_numpy()))
+
+    source, target = rows("en", "train"), rows("zh", "train")
+    channels, classes = pooled.shape[1], len(emotions)
+    encoder = nn.Sequential(
+        nn.BatchNorm1d(channels, affine=False),
+        nn.Dropout(0.2),
+        nn.Linear(channels, 256),
+        nn.BatchNorm1d(256),
+        nn.ReLU(),
+        nn.Dropout(0.2),
+        nn.Linear(256, 128),
+        nn.ReLU(),
     )
-    data, model = cli.datamodule, cli.model
-    # The same architecture and initial weights, never attached to a trainer.
-    timer = FitTimer(copy.deepcopy(model), model.hparams.lr)
-    cli.trainer.callbacks.append(timer)
-    setup = data.setup
-    setup_seconds = []
+    classifier = nn.Sequential(
+        nn.Dropout(0.3), nn.Linear(128, 128), nn.ReLU(), nn.Dropout(0.3), nn.Linear(128, classes)
+    )
+    discriminator = nn.Sequential(
+        nn.Linear(128, 256),
+        nn.ReLU(),
+        nn.Dropout(0.3),
+        nn.Linear(256, 256),
+        nn.ReLU(),
+        nn.Dropout(0.3),
+        nn.Linear(256, 1),
+    )
+    model = nn.ModuleList([encoder, classifier, discriminator])
+    optimiser = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
+    steps_per_epoch = math.ceil(len(source) / batch_size)
+    total = epochs * steps_per_epoch
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: (1 + 10 * step / total) ** -0.75)
 
-    def timed_setup(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-        t = time.perf_counter()
-        setup(*args, **kwargs)
-        setup_seconds.append(time.perf_counter() - t)
+    class Reverse(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, value, coeff):  # noqa: ANN001, ANN205
+            ctx.coeff = coeff
+            return value.view_as(value)
 
-    data.setup = timed_setup
-    startup = time.perf_counter() - started
+        @staticmethod
+        def backward(ctx, grad):  # noqa: ANN001, ANN205
+            return -ctx.coeff * grad, None
 
-    started = time.perf_counter()
-    cli.trainer.fit(model, datamodule=data)
-    fit = time.perf_counter() - started - sum(timer.plain)  # the plain steps are not the fit's
+    def stream(indices: torch.Tensor):  # noqa: ANN202
+        """Batches of `batch_size` from a cycling random permutation (a batch may span two passes)."""
+        order, at = indices[torch.randperm(len(indices))], 0
+        while True:
+            if at + batch_size > len(order):
+                order, at = torch.cat([order[at:], indices[torch.randperm(len(indices))]]), 0
+            yield order[at : at + batch_size]
+            at += batch_size
 
-    plain = timer.plain
-    lightning_step = sum(timer.steps[1:]) / max(len(timer.steps) - 1, 1)  # the first step warms up
-    plain_step = sum(plain[1:]) / max(len(plain) - 1, 1)
-    steps = sum(timer.steps)
-    data_setup = sum(setup_seconds)
-    return {
-        "startup": startup,
-        "data_setup": data_setup,
-        "train_steps": steps,
-        "train_data": timer.train_data,
-        "evaluation": timer.evaluation,
-        "other": fit - data_setup - steps - timer.train_data - timer.evaluation,
-        "fit": fit,
-        "n_steps": len(timer.steps),
-        "lightning_ms": 1000 * lightning_step,
-        "plain_ms": 1000 * plain_step,
-        "ratio": plain_step / lightning_step,
+    def evaluate(indices: torch.Tensor) -> torch.Tensor:
+        model.eval()
+        with torch.no_grad():
+            probs = torch.cat(
+                [classifier(encoder(pooled[part])).softmax(-1) for part in torch.split(indices, 128)]
+            )
+        model.train()
+        return probs
+
+    source_stream, target_stream = stream(source), stream(target)
+    best, best_state, step = -math.inf, None, 0
+    for _ in range(epochs):
+        for _ in range(steps_per_epoch):
+            s, t = next(source_stream), next(target_stream)
+            progress = step / total
+            embedding = encoder(pooled[torch.cat([s, t])])
+            logits = classifier(embedding)
+            coeff = 2.0 / (1.0 + math.exp(-10 * progress)) - 1.0
+            domain = discriminator(Reverse.apply(embedding, coeff)).squeeze(-1)
+            truth = torch.cat([torch.zeros(len(s)), torch.ones(len(t))])
+            per_row = nn.functional.binary_cross_entropy_with_logits(domain, truth, reduction="none")
+            loss = nn.functional.cross_entropy(logits[: len(s)], labels[s])
+            loss = loss + 0.5 * (per_row[: len(s)].mean() + per_row[len(s) :].mean())
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            step += 1
+        accuracy = {}
+        for language in ("en", "zh"):
+            val = rows(language, "val")
+            accuracy[language] = float((evaluate(val).argmax(-1) == labels[val]).float().mean())
+        probs = evaluate(target)
+        marginal = probs.mean(0)
+        im = float(-(marginal * marginal.log()).sum() + (probs * probs.clamp_min(1e-12).log()).sum(1).mean())
+        if im > best:
+            best, best_state = im, {k: v.clone() for k, v in model.state_dict().items()}
+            best_accuracy = accuracy
+    assert best_state is not None
+    return {"best_im": best, "steps": step, **{f"{k}_val_acc": v for k, v in best_accuracy.items()}}
+
+
+# ---- the measured sed-uda processes ----------------------------------------------------------------
+
+
+def _fit_timer_class():  # noqa: ANN202 - built lazily so the plain process never imports Lightning
+    from lightning.pytorch import Callback
+
+    class FitTimer(Callback):
+        """Seconds of `trainer.fit` and of its training steps (batch in hand to step done)."""
+
+        def __init__(self) -> None:
+            self.steps = 0.0
+            self.fit = 0.0
+
+        def on_fit_start(self, trainer, pl_module) -> None:  # noqa: ANN001
+            self.fit = time.perf_counter()
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # noqa: ANN001
+            self._step = time.perf_counter()
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
+            self.steps += time.perf_counter() - self._step
+
+        def on_fit_end(self, trainer, pl_module) -> None:  # noqa: ANN001
+            self.fit = time.perf_counter() - self.fit
+
+    return FitTimer
+
+
+def sed_uda_fit(cache: Path, epochs: int) -> dict[str, float]:
+    """`sed-uda fit` as the command line runs it, plus a timer callback."""
+    from sed_uda.training_cli import training_cli
+
+    with tempfile.TemporaryDirectory() as root:
+        cli = training_cli(fit_arguments(cache, epochs, Path(root)), run=False)
+        timer = _fit_timer_class()()
+        cli.trainer.callbacks.append(timer)
+        cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    return {"fit_s": timer.fit, "steps_s": timer.steps, "outside_steps": 1 - timer.steps / timer.fit}
+
+
+def grid_cell(cache: Path, epochs: int) -> dict[str, float]:
+    """One grid cell: fit, then test each selection rule's pick (each distinct epoch once)."""
+    from sed_uda.experiments.runner import run_experiment
+
+    with tempfile.TemporaryDirectory() as root:
+        overrides = fit_arguments(cache, epochs, Path(root))[len(FIT_CONFIGS) :]
+        record = run_experiment(FIT_CONFIGS, Path(root), ["--seed_everything=0", "--data.seed=0", *overrides])
+    epochs_tested = len({pick["epoch"] for pick in record["selection"].values()})
+    return {"fit_s": record["fit_seconds"], "tests": epochs_tested}
+
+
+def child(kind: str, cache: Path, epochs: int) -> None:
+    """Run one measured process's work and print its numbers as one JSON line."""
+    work = {"plain": plain_loop, "fit": sed_uda_fit, "cell": grid_cell}[kind]
+    print(json.dumps(work(cache, epochs)))
+
+
+def run_child(kind: str, cache: Path, epochs: int, threads: int) -> tuple[float, float, dict]:
+    """Wall seconds, CPU seconds and printed numbers of one measured process."""
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
+        "WANDB_MODE": "disabled",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
     }
+    command = [sys.executable, __file__, "--child", kind, "--cache", str(cache), "--epochs", str(epochs)]
+    started, cpu = time.perf_counter(), _children_cpu()
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    seconds, cpu = time.perf_counter() - started, _children_cpu() - cpu
+    if done.returncode != 0:
+        sys.exit(f"the {kind} process failed:\n{done.stderr[-3000:]}")
+    return seconds, cpu, json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -155,10 +270,10 @@ def main() -> None:
     parser.add_argument(
         "--cache", type=Path, default=Path("data/cache"), help="feature cache (sed-uda prepare)"
     )
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--encoders", nargs="+", default=["cnn1d", "stats"])
-    parser.add_argument("--methods", nargs="+", default=None, help="configs/adaptation stems (default: all)")
+    parser.add_argument("--child", choices=["plain", "fit", "cell"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if not (args.cache / "meta.json").is_file():
         sys.exit(
@@ -167,35 +282,38 @@ def main() -> None:
             "  sed-uda prepare --root data/synth_esd --cache data/cache\n"
             "(`make demo` does both), or pass --cache <folder>."
         )
-    torch.set_num_threads(args.threads)
-    warnings.filterwarnings("ignore")
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    methods = sorted((CONFIGS / "adaptation").glob("*.yaml"))
-    if args.methods:
-        methods = [p for p in methods if p.stem in args.methods]
-    print(
-        f"cache {args.cache}, {args.epochs} epochs per fit, {torch.get_num_threads()} thread(s), "
-        f"torch {torch.__version__}; imports took {IMPORT_SECONDS:.1f} s (once per process)\n"
-    )
-    header = (
-        f"| {'encoder':7} | {'method':17} | fit s | start-up s | data setup s | train steps s | train data s "
-        "| evaluation s | other s | steps | Lightning ms/step | plain ms/step | rate ratio |"
-    )
-    print(header)
-    print("|" + "|".join("-" * (len(cell)) for cell in header.split("|")[1:-1]) + "|")
-    with tempfile.TemporaryDirectory() as root:
-        for encoder in args.encoders:
-            for method in methods:
-                r = measure(
-                    CONFIGS / "encoder" / f"{encoder}.yaml", method, args.cache, args.epochs, Path(root)
-                )
-                print(
-                    f"| {encoder:7} | {method.stem:17} | {r['fit']:5.1f} | {r['startup']:10.1f} "
-                    f"| {r['data_setup']:12.1f} | {r['train_steps']:13.1f} | {r['train_data']:12.2f} "
-                    f"| {r['evaluation']:12.1f} | {r['other']:7.1f} | {r['n_steps']:5d} "
-                    f"| {r['lightning_ms']:17.1f} | {r['plain_ms']:13.1f} | {r['ratio']:10.2f} |",
-                    flush=True,
-                )
+    if args.child:
+        child(args.child, args.cache.resolve(), args.epochs)
+        return
+    print(f"cache {args.cache}, {args.epochs} epochs, {args.threads} thread(s), {args.repeats} repeats")
+    times: dict[str, dict[str, list[float]]] = {k: {"wall": [], "cpu": []} for k in ("plain", "fit", "cell")}
+    for repeat in range(args.repeats):
+        kinds = ["plain", "fit", "cell"] if repeat % 2 == 0 else ["cell", "fit", "plain"]
+        numbers = {}
+        for kind in kinds:
+            wall, cpu, numbers[kind] = run_child(kind, args.cache.resolve(), args.epochs, args.threads)
+            times[kind]["wall"].append(wall)
+            times[kind]["cpu"].append(cpu)
+        line = [f"repeat {repeat + 1}:"]
+        for kind in ("plain", "fit", "cell"):
+            wall, cpu = times[kind]["wall"][-1], times[kind]["cpu"][-1]
+            line.append(f"{kind} {wall:.1f} s wall / {cpu:.1f} s CPU")
+            if kind != "plain":
+                plain_wall, plain_cpu = times["plain"]["wall"][-1], times["plain"]["cpu"][-1]
+                line[-1] += f" ({wall / plain_wall:.2f}x / {cpu / plain_cpu:.2f}x)"
+        print(
+            " ".join(line)
+            + f"; fit: {numbers['fit']['outside_steps']:.0%} of trainer.fit outside training steps"
+            + f"; cell: {numbers['cell']['tests']} distinct epochs tested",
+            flush=True,
+        )
+    for kind in ("fit", "cell"):
+        ratios = []
+        for clock in ("wall", "cpu"):
+            median = statistics.median(times[kind][clock])
+            ratio = median / statistics.median(times["plain"][clock])
+            ratios.append(f"{clock} {median:.1f} s = {ratio:.2f}x")
+        print(f"{kind} (bar {BARS[kind]}x), medians: {'; '.join(ratios)} the plain loop's")
 
 
 if __name__ == "__main__":

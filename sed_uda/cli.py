@@ -15,11 +15,11 @@ import sys
 import typing
 from collections.abc import Callable, Sequence
 
-from sed_uda.commands import classify, demo, grid, prepare, probe, synth, table
+from sed_uda.commands import classify, demo, diagnose, grid, prepare, probe, study, synth, table
 from sed_uda.errors import BadArgument, user_message
 
 TOOL_COMMANDS: dict[str, Callable[..., object]] = {
-    f.__name__: f for f in (synth, prepare, probe, grid, table, demo, classify)
+    f.__name__: f for f in (synth, prepare, probe, diagnose, study, grid, table, demo, classify)
 }
 TRAINING_COMMANDS = ("fit", "validate", "test", "predict")
 INTERRUPTED = 130
@@ -51,6 +51,8 @@ Data and experiments:
   synth     generate the bundled bilingual emotional corpus in ESD's layout
   prepare   validate a corpus (bundled or real ESD) and build the feature cache
   probe     pooled-feature classifier: in-language vs cross-language accuracy of a cache
+  diagnose  where the languages' features differ and what a source-only model gets wrong
+  study     adaptation methods x trade-offs x seeds on several corpora, in minutes (pooled vectors)
   grid      run a grid of experiments (methods x encoders x directions x seeds), resumable
   table     collect runs into the poster-shaped results table (mean +- std over seeds)
   demo      the whole study on the bundled corpus: synth, prepare, grid, table
@@ -111,6 +113,47 @@ def _tool_parser_class() -> type:
     return ToolParser
 
 
+def _list_options(command: Callable[..., object]) -> set[str]:
+    """Names of a command's list parameters: on the command line their values follow the option."""
+    hints = typing.get_type_hints(command)
+    lists = {
+        name
+        for name, hint in hints.items()
+        for t in (hint, *typing.get_args(hint))
+        if typing.get_origin(t) is list
+    }
+    return lists
+
+
+def collect_lists(args: Sequence[str], names: set[str]) -> list[str]:
+    """`--corpora a b --seeds 0 1` -> `--corpora=["a", "b"] --seeds=[0, 1]` (jsonargparse takes a list as
+    one JSON value; users type the values one after another). Numbers stay numbers; a value given as
+    JSON already (`--seeds '[0, 1]'`) is left as it is."""
+    import json
+
+    def value(text: str) -> object:
+        try:
+            number = json.loads(text)
+        except ValueError:
+            return text
+        return number if isinstance(number, int | float) else text
+
+    out, k = [], 0
+    while k < len(args):
+        name = args[k][2:].replace("-", "_") if args[k].startswith("--") else ""
+        given_as_json = k + 1 < len(args) and args[k + 1].startswith(("[", "{"))
+        if name in names and "=" not in args[k] and not given_as_json:
+            values = []
+            while k + 1 < len(args) and not args[k + 1].startswith("--"):
+                values.append(value(args[k + 1]))
+                k += 1
+            out.append(f"--{name}={json.dumps(values)}")
+        else:
+            out.append(args[k])
+        k += 1
+    return out
+
+
 class _ArgumentProblem(Exception):
     """A command line that cannot be parsed; `hint` says where to read more."""
 
@@ -125,7 +168,11 @@ def _run(args: list[str]) -> None:
         from jsonargparse import CLI
 
         flags = _flags(TOOL_COMMANDS[command])
-        args = _listed_paths(args) if command == "classify" else args
+        args = (
+            _listed_paths(args)
+            if command == "classify"
+            else collect_lists(args, _list_options(TOOL_COMMANDS[command]))
+        )
         CLI(
             list(TOOL_COMMANDS.values()),
             args=normalise_options(args, flags),

@@ -7,7 +7,7 @@ from typing import Literal
 
 from sed_uda.errors import BadArgument
 from sed_uda.experiments.grid import Cell
-from sed_uda.experiments.selection import RULES
+from sed_uda.models.selection.rules import RULES
 
 RuleName = Literal[tuple(RULES)]  # type: ignore[valid-type]
 """Every selection rule: `table --help` lists them and anything else is refused with the list."""
@@ -67,6 +67,93 @@ def probe(cache: Path = Path("data/cache")) -> None:
     from sed_uda.experiments.probe import probe as run_probe
 
     print(format_probe(run_probe(cache)))
+
+
+def diagnose(
+    cache: Path = Path("data/cache"),
+    direction: Literal["en2zh", "zh2en"] = "zh2en",
+    normalization: Literal["speaker", "global"] = "speaker",
+    out: Path | None = None,
+) -> None:
+    """Where the languages' pooled features differ and what a source-only model gets wrong.
+
+    Feature blocks and mel bands with their language shift and emotion accuracy, the source-only
+    confusion matrix, and feature-level alignments (docs/transfer.md shows the output).
+
+    Args:
+        cache: Feature cache built by `sed-uda prepare`.
+        direction: Source and target language, e.g. zh2en.
+        normalization: Standardisation of the frames, as `--data.normalization` of a run.
+        out: Also write the Markdown to this file.
+    """
+    from sed_uda.experiments.diagnose import diagnose as run_diagnose
+
+    if not Path(cache, "meta.json").is_file():
+        raise BadArgument(
+            f"{cache} is not a feature cache (no meta.json): run sed-uda prepare first, or pass --cache"
+        )
+    text = run_diagnose(cache, direction, normalization)
+    print(text)
+    if out is not None:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(text + "\n")
+
+
+def study(
+    corpora: list[Path] | None = None,
+    methods: list[Path] | None = None,
+    directions: list[str] | None = None,
+    normalization: Literal["speaker", "global"] = "speaker",
+    scales: list[float] | None = None,
+    lrs: list[float] | None = None,
+    seeds: list[int] | None = None,
+    epochs: int = 10,
+    runs_dir: Path = Path("runs/study"),
+    out: Path = Path("reports/study.md"),
+) -> None:
+    """Adaptation methods x trade-offs x learning rates x seeds on several corpora, in minutes: the stats
+    encoder's network trained on pooled vectors, trade-off and lr chosen without target labels.
+
+    Args:
+        corpora: Feature caches; the first is the one designs were decided on (the table says so).
+        methods: Adaptation configs (default: configs/adaptation/{shot_im,aad}.yaml).
+        directions: Default en2zh and zh2en.
+        normalization: Standardisation of the frames, as `--data.normalization` of a run.
+        scales: Multipliers of each config's trade-off weights (default 1 and 3).
+        lrs: Learning rates (default 0.001 and 0.003).
+        seeds: Seeds per setting (default 0 1 2).
+        epochs: Training epochs of every run.
+        runs_dir: Where finished blocks are kept (a rerun computes only what is new).
+        out: Markdown to write; every run's row goes to the same name with .csv.
+    """
+    from sed_uda.experiments.study import run_study, study_table
+
+    corpora = corpora or [Path("data/cache")]
+    missing = [str(c) for c in corpora if not Path(c, "meta.json").is_file()]
+    if missing:
+        raise BadArgument(
+            f"not a feature cache (no meta.json): {', '.join(missing)}; run sed-uda prepare first"
+        )
+    methods = methods or [Path(f"configs/adaptation/{m}.yaml") for m in ("shot_im", "aad")]
+    absent = [str(m) for m in methods if not Path(m).is_file()]
+    if absent:
+        raise BadArgument(f"adaptation config not found: {', '.join(absent)} (see configs/adaptation/)")
+    frame = run_study(
+        corpora,
+        methods,
+        directions or ["en2zh", "zh2en"],
+        normalization,
+        scales or [1.0, 3.0],
+        lrs or [1e-3, 3e-3],
+        seeds or [0, 1, 2],
+        epochs,
+        runs_dir,
+    )
+    text = study_table(frame)
+    print(text)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(text + "\n")
+    frame.to_csv(Path(out).with_suffix(".csv"), index=False)
 
 
 def grid(

@@ -19,6 +19,10 @@ class BadArgument(UserError, ValueError):
     """An argument outside its allowed values (also a ValueError, for callers from Python)."""
 
 
+class CheckpointMismatch(UserError):
+    """A checkpoint that does not fit the configuration or the request; the message says how."""
+
+
 class OutputExists(UserError, FileExistsError):
     """An output folder already holds something that writing there would overwrite or mix with."""
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 from jsonargparse import Namespace
+from jsonargparse.typing import import_object
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import Trainer
 from lightning.pytorch.cli import LightningCLI
@@ -30,9 +31,10 @@ from sed_uda.callbacks.wandb_logging import (
     finish_wandb_runs,
 )
 from sed_uda.cli import normalise_options
+from sed_uda.compare import differences
 from sed_uda.data.datamodule import CrossLingualDataModule
-from sed_uda.errors import UserError
-from sed_uda.inference.checkpoint import DATA_STATE, CheckpointMismatch, differences, read_checkpoint
+from sed_uda.errors import CheckpointMismatch, UserError
+from sed_uda.inference.checkpoint import DATA_STATE, read_checkpoint
 from sed_uda.models.uda import UDAModule
 
 
@@ -52,6 +54,12 @@ class SedUdaCLI(LightningCLI):
             "model.adaptations", "data.unlabelled_target", compute_fn=bool, apply_on="parse"
         )
         parser.link_arguments("data.labelled", "model.labelled_domain", apply_on="parse")
+        parser.link_arguments(
+            ("model.encoder", "model.augment", "model.adaptations"),
+            "data.pooled",
+            compute_fn=pooled_inputs,
+            apply_on="parse",
+        )
         parser.link_arguments(
             "data.num_channels", "model.encoder.init_args.in_channels", apply_on="instantiate"
         )
@@ -151,6 +159,19 @@ def run_name(model: Namespace, labelled: str) -> str:
     parts = [_module_name(a["class_path"]) for a in model.adaptations or []]
     method = "+".join(parts) or ("target_supervised" if labelled == "target" else "source_only")
     return f"{method}_{_module_name(model.encoder.class_path)}"
+
+
+def pooled_inputs(encoder: Namespace | None, augment: Namespace | None, adaptations: list | None) -> bool:
+    """Whether the data may serve pooled statistics instead of frames: the encoder only pools mean and
+    std over time (`accepts_pooled`), and neither the model's augmentation nor an adaptation loss
+    (`reads_frames`) touches the frames. The result is the same either way; pooled is faster."""
+    if encoder is None or augment is not None:
+        return False
+    parts = [encoder, *(adaptations or [])]
+    classes = [import_object(part["class_path"]) for part in parts]
+    return getattr(classes[0], "accepts_pooled", False) and not any(
+        getattr(cls, "reads_frames", False) for cls in classes[1:]
+    )
 
 
 def _module_name(class_path: str) -> str:

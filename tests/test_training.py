@@ -11,8 +11,8 @@ import torch
 import wandb
 from lightning.pytorch.loggers import WandbLogger
 
-from sed_uda.experiments.selection import DEFAULT_RULE
 from sed_uda.features.store import CacheError
+from sed_uda.models.selection.rules import DEFAULT_RULE
 from sed_uda.training_cli import training_cli
 from tests.conftest import FAST, REPO
 

@@ -22,7 +22,8 @@ class AdaptationInputs:
     """One training step as an adaptation loss sees it (embeddings and logits in float32).
 
     `classify(x, lengths)` runs the model (encoder + classifier, in training mode) on other inputs,
-    for methods that need a second view of the target batch (self-training).
+    for methods that need a second view of the target batch (self-training) or inputs mixed across
+    domains (`source_x`, `source_lengths`: the labelled batch as the encoder saw it; domain mixup).
     """
 
     source_embedding: Tensor
@@ -34,6 +35,8 @@ class AdaptationInputs:
     target_lengths: Tensor
     progress: float
     classify: Callable[[Tensor, Tensor], Tensor]
+    source_x: Tensor | None = None
+    source_lengths: Tensor | None = None
 
 
 AdaptationOutput = tuple[Tensor, dict[str, Tensor | float]]
@@ -49,6 +52,10 @@ class AdaptationLoss(nn.Module):
 
     name = "adaptation"
     """Prefix of the method's logged values (`en2zh/train/<name>_<value>`)."""
+
+    reads_frames = False
+    """Whether `forward` reads the features themselves (`target_x`, `source_x`: to augment or mix
+    them), so the data must serve frames rather than pooled statistics."""
 
     def __init__(self, weight: float = 1.0) -> None:
         super().__init__()

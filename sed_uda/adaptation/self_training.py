@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 
 from sed_uda.adaptation.base import AdaptationInputs, AdaptationLoss, AdaptationOutput, float32_math
-from sed_uda.data.augment import FeatureAugment
+from sed_uda.models.components.augment import FeatureAugment
 
 
 def strong_augment() -> FeatureAugment:
@@ -42,6 +42,7 @@ class FixMatch(AdaptationLoss):
     """
 
     name = "fixmatch"
+    reads_frames = True
 
     def __init__(
         self, weight: float = 1.0, threshold: float = 0.9, strong: FeatureAugment | None = None

@@ -224,7 +224,8 @@ class EvalBatches(Dataset):
     given and "row" (the utterance's manifest row) when `with_rows`.
 
     Rows are sorted by (clipped length, row) before batching, so each batch pads little and the order
-    is the same on every run.
+    is the same on every run. `sizes` (default: the rows' frame counts) are the lengths to sort by,
+    for frames that stand for utterances of other lengths (pooled statistics: one frame each).
     """
 
     def __init__(
@@ -236,6 +237,7 @@ class EvalBatches(Dataset):
         batch_size: int,
         labels: Tensor | None = None,
         with_rows: bool = False,
+        sizes: Tensor | None = None,
     ) -> None:
         self.frames = frames
         self.offsets = offsets
@@ -243,7 +245,7 @@ class EvalBatches(Dataset):
         self.max_frames = max_frames
         self.labels = labels
         self.with_rows = with_rows
-        sizes = utterance_sizes(offsets, rows).clamp(max=max_frames)
+        sizes = (utterance_sizes(offsets, rows) if sizes is None else sizes).clamp(max=max_frames)
         order = torch.from_numpy(np.lexsort((rows.numpy(), sizes.numpy())))
         self._batches = list(torch.split(order, batch_size))
         self._built: dict[int, Batch] = {}

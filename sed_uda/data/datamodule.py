@@ -21,10 +21,13 @@ from lightning.pytorch.utilities import CombinedLoader
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from sed_uda.compare import differences
 from sed_uda.corpus.layout import EMOTIONS, LANGUAGES, SPLITS
-from sed_uda.data.crops import EvalBatches, LabelledRandomCrops, RandomCrops, StreamLoader
+from sed_uda.data.crops import EvalBatches, LabelledRandomCrops, RandomCrops, StreamLoader, utterance_sizes
 from sed_uda.data.keys import LABELLED, UNLABELLED, direction_name
 from sed_uda.data.normalization import ChannelStats, standardise
+from sed_uda.data.pooling import utterance_statistics
+from sed_uda.errors import CheckpointMismatch
 from sed_uda.features.config import FEATURE_NAMES, FeatureConfig
 from sed_uda.features.store import CacheError, load_cache, read_meta
 
@@ -68,6 +71,7 @@ class CrossLingualDataModule(LightningDataModule):
         eval_batch_size: int = 128,
         steps_per_epoch: int | None = None,
         seed: int = 0,
+        pooled: bool = False,
     ) -> None:
         """
         Args:
@@ -94,6 +98,12 @@ class CrossLingualDataModule(LightningDataModule):
             eval_batch_size: Utterances per evaluation batch.
             steps_per_epoch: Training batches per epoch; default ceil(labelled train / batch_size).
             seed: Seed of the training streams (each distributed rank draws its own stream).
+            pooled: Serve every utterance as its pooled statistics (`statistics()`: x of shape
+                (batch, 2 * channels, 1), lengths 1), computed once in `setup`, whenever that changes
+                nothing: when every utterance fits in `crop_frames` and `max_eval_frames`, so training
+                and evaluation see whole utterances. Longer ones get frames as usual. The CLI sets it
+                for encoders that pool mean and std over time (`accepts_pooled`) when nothing augments
+                the frames; it is not a user setting.
         """
         super().__init__()
         _check_choice("source", source, LANGUAGES)
@@ -120,12 +130,16 @@ class CrossLingualDataModule(LightningDataModule):
         self.normalization = normalization
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.steps_per_epoch, self.seed = steps_per_epoch, seed
+        self.pooled = pooled
         self.config = _feature_config(self.cache_dir)
         self.frames: Tensor | None = None
         self.offsets: Tensor | None = None
         self.manifest: pd.DataFrame | None = None
         self.normalization_stats: ChannelStats | None = None
         self.speakers: list[str] = []
+        self.inputs: tuple[Tensor, Tensor] | None = None
+        """What batches are gathered from: (frames, offsets), or pooled statistics with one "frame" per
+        utterance."""
 
     @property
     def num_channels(self) -> int:
@@ -212,18 +226,36 @@ class CrossLingualDataModule(LightningDataModule):
         """Every utterance of both languages as {"x", "lengths", "row"}; `row` indexes `self.manifest`."""
         frames, offsets = self._tensors()
         rows = torch.arange(len(self._loaded_manifest()))
-        return _loader(
-            EvalBatches(frames, offsets, rows, self.max_eval_frames, self.eval_batch_size, with_rows=True)
+        batches = EvalBatches(
+            frames,
+            offsets,
+            rows,
+            self.max_eval_frames,
+            self.eval_batch_size,
+            with_rows=True,
+            sizes=self._sizes(rows),
         )
+        return _loader(batches)
 
     def _eval_loader(self, language: str, split: str, labelled: bool = True) -> DataLoader:
         frames, offsets = self._tensors()
         rows = self.rows(language, split)
         labels = self.labels(rows) if labelled else None
+        rows = torch.from_numpy(rows)
         batches = EvalBatches(
-            frames, offsets, torch.from_numpy(rows), self.max_eval_frames, self.eval_batch_size, labels=labels
+            frames,
+            offsets,
+            rows,
+            self.max_eval_frames,
+            self.eval_batch_size,
+            labels=labels,
+            sizes=self._sizes(rows),
         )
         return _loader(batches)
+
+    def _sizes(self, rows: Tensor) -> Tensor:
+        """Frames of the utterances (evaluation batches them by length, pooled or not)."""
+        return utterance_sizes(self.offsets, rows)
 
     def _load(self) -> None:
         cache = load_cache(self.cache_dir, mmap=True)
@@ -248,6 +280,17 @@ class CrossLingualDataModule(LightningDataModule):
             self.normalization_stats = standardise(frames, cache.offsets, groups, members)
         self.frames = torch.from_numpy(frames)
         self.offsets = torch.from_numpy(cache.offsets.astype(np.int64))
+        self.inputs = (self.frames, self.offsets)
+        longest = int((self.offsets[1:] - self.offsets[:-1]).max())
+        if self.pooled and longest <= min(self.crop_frames, self.max_eval_frames):
+            self.inputs = (self.statistics(), torch.arange(len(self.manifest) + 1))
+
+    def statistics(self) -> Tensor:
+        """(utterances, 2 * channels) float32: every utterance's per-channel mean and std over its
+        normalised frames as evaluation sees them (centred `max_eval_frames` crop), in manifest order
+        (needs `setup`). The pooled stats encoder and the logistic-regression baselines read these."""
+        rows = torch.arange(len(self._loaded_manifest()))
+        return utterance_statistics(self.frames, self.offsets, rows, self.max_eval_frames)
 
     def _normalization_groups(self) -> tuple[np.ndarray, list[np.ndarray]]:
         """Group of every utterance and the utterances each group's statistics come from."""
@@ -280,7 +323,7 @@ class CrossLingualDataModule(LightningDataModule):
 
     def _tensors(self) -> tuple[Tensor, Tensor]:
         self._loaded_manifest()
-        return self.frames, self.offsets
+        return self.inputs
 
     # ---- checkpoint state: what a checkpoint needs to be used without the cache ----------------------
     # Lightning stores `state_dict()` in every checkpoint under this class's name and hands it back to
@@ -322,8 +365,6 @@ class CrossLingualDataModule(LightningDataModule):
 
     def load_state_dict(self, state_dict: dict[str, object]) -> None:
         """Refuse a checkpoint whose inputs were made differently from this configuration's."""
-        from sed_uda.inference.checkpoint import CheckpointMismatch, differences
-
         different = differences(
             {"data": {k: state_dict.get(k) for k in self.recipe()}}, {"data": self.recipe()}
         )

@@ -49,13 +49,12 @@ def direction_baselines(
 ) -> list[dict]:
     """Target-test accuracy and macro-F1 of `BASELINES` for one direction and input setting."""
     from sed_uda.data.datamodule import CrossLingualDataModule
-    from sed_uda.experiments.probe import pooled_statistics
 
     data = CrossLingualDataModule(
         str(cache_dir), source, target, features=features, normalization=normalization
     )
     data.setup("fit")
-    vectors = pooled_statistics(data.frames.numpy(), data.offsets.numpy())
+    vectors = data.statistics().numpy()
     labels = data.labels(np.arange(len(data.manifest))).numpy()
     train, unlabelled, test = (
         data.rows(source, "train"),

@@ -13,31 +13,24 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.preprocessing import StandardScaler
 
 from sed_uda.corpus.layout import EMOTIONS, LANGUAGES
+from sed_uda.data.pooling import utterance_statistics
 from sed_uda.features.store import FeatureCache, load_cache
 
 COLUMNS: tuple[str, ...] = ("train_language", "test_language", "accuracy", "macro_f1")
 
 
 def pooled_features(cache: FeatureCache) -> np.ndarray:
-    """(utterances, 2 * channels): per-channel mean and standard deviation over each utterance's frames."""
-    return pooled_statistics(np.asarray(cache.features, dtype=np.float32), cache.offsets)
-
-
-def pooled_statistics(frames: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """(utterances, 2 * channels) mean and std over time of stacked frames (utterance i is
-    frames[offsets[i]:offsets[i + 1]])."""
-    features = np.asarray(frames, dtype=np.float32)
-    starts, lengths = offsets[:-1], np.diff(offsets)
-    sums = np.add.reduceat(features, starts, axis=0)
-    squares = np.add.reduceat(features.astype(np.float64) ** 2, starts, axis=0)
-    mean = sums / lengths[:, None]
-    std = np.sqrt(np.maximum(squares / lengths[:, None] - mean**2, 0.0))
-    return np.concatenate([mean, std], axis=1).astype(np.float32)
+    """(utterances, 2 * channels): per-channel mean and standard deviation over each utterance's frames,
+    as the stats encoder pools them (`sed_uda.data.pooling`)."""
+    frames = torch.from_numpy(np.asarray(cache.features))
+    offsets = torch.from_numpy(cache.offsets.astype(np.int64))
+    return utterance_statistics(frames, offsets, torch.arange(len(offsets) - 1)).numpy()
 
 
 def _split_rows(cache: FeatureCache, cache_dir: Path) -> dict[tuple[str, str], np.ndarray]:

@@ -1,5 +1,8 @@
 """One experiment run: LightningCLI fit, then test the checkpoint each selection rule picks.
 
+Only the signals the requested rules read are computed while training, each rule's pick is saved once
+per distinct epoch (weights only), and each distinct epoch is tested once, however many rules pick it.
+
 The run's record (`record.json`, written atomically last) is what tables are built from; a run
 directory without it is unfinished and is redone by the grid.
 """
@@ -12,7 +15,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from sed_uda.experiments.selection import RULES
+from sed_uda.models.selection.rules import RULES
 
 RECORD = "record.json"
 
@@ -24,9 +27,14 @@ def read_record(run_dir: Path) -> dict | None:
 
 
 def run_experiment(
-    configs: Sequence[Path], run_dir: Path, overrides: Sequence[str] = (), labels: dict | None = None
+    configs: Sequence[Path],
+    run_dir: Path,
+    overrides: Sequence[str] = (),
+    labels: dict | None = None,
+    rules: Sequence[str] = tuple(RULES),
 ) -> dict:
-    """Fit from LightningCLI config files (+ overrides), test under every selection rule, write the record.
+    """Fit from LightningCLI config files (+ overrides), test under each of `rules` (and the config's
+    primary rule), write the record.
 
     `labels` (method and encoder names, the run's identity) are stored in the record as given.
     """
@@ -42,14 +50,8 @@ def run_experiment(
     args = [f"--config={c}" for c in configs] + [f"--trainer.default_root_dir={run_dir}", *overrides]
     cli = training_cli(args, run=False)
     trainer, model, data = cli.trainer, cli.model, cli.datamodule
-    primary = next(cb for cb in trainer.callbacks if isinstance(cb, SelectionCheckpoint))
-    checkpoints = {
-        name: SelectionCheckpoint(rule=name, dirpath=primary.dirpath, save_last=False)
-        for name in RULES
-        if name != primary.rule.name
-    }
-    checkpoints[primary.rule.name] = primary  # tested last, so the run's final logs are the primary rule's
-    trainer.callbacks.extend(cb for cb in checkpoints.values() if cb is not primary)
+    selection = next(cb for cb in trainer.callbacks if isinstance(cb, SelectionCheckpoint))
+    selection.add_rules(rules)
     history = ValidationHistory()
     trainer.callbacks.append(history)
 
@@ -57,20 +59,17 @@ def run_experiment(
     trainer.fit(model, datamodule=data)
     fit_seconds = time.perf_counter() - started
 
-    # Read every rule's choice before testing: restoring a checkpoint also restores callback states.
-    chosen = {name: (cb.best_model_path, _float(cb.best_model_score)) for name, cb in checkpoints.items()}
-    tested: dict[str, dict[str, float]] = {}  # rules often agree on a checkpoint: test each one once
-    selection = {}
-    for name, (path, score) in chosen.items():
-        if path not in tested:
-            results = trainer.test(model, datamodule=data, ckpt_path=path, verbose=False)
-            tested[path] = {k: float(v) for result in results for k, v in result.items()}
-        selection[name] = {
-            "checkpoint": path,
-            "val_score": score,
-            "uses_target_labels": RULES[name].uses_target_labels,
-            "test": tested[path],
-        }
+    picks = {name: dict(pick) for name, pick in selection.picks.items()}
+    # Rules often agree on an epoch: test each distinct epoch once, the primary rule's last, so the
+    # run's final logs are its.
+    primary = selection.rule.name
+    last = picks.get(primary, {}).get("epoch")
+    epochs = sorted({pick["epoch"] for pick in picks.values()}, key=lambda epoch: epoch == last)
+    tested: dict[int, dict[str, float]] = {}
+    for epoch in epochs:
+        path = next(pick["path"] for pick in picks.values() if pick["epoch"] == epoch)
+        results = trainer.test(model, datamodule=data, ckpt_path=path, verbose=False)
+        tested[epoch] = {k: float(v) for result in results for k, v in result.items()}
     finish_wandb_runs(trainer)
 
     hp = model.hparams
@@ -89,16 +88,21 @@ def run_experiment(
         "epochs": trainer.current_epoch,
         "steps": trainer.global_step,
         "fit_seconds": fit_seconds,
-        "primary_rule": primary.rule.name,
-        "selection": selection,
+        "primary_rule": primary,
+        "selection": {
+            name: {
+                "checkpoint": pick["path"],
+                "epoch": pick["epoch"],
+                "val_score": pick["score"],
+                "uses_target_labels": RULES[name].uses_target_labels,
+                "test": tested[pick["epoch"]],
+            }
+            for name, pick in picks.items()
+        },
         "history": history.epochs,
     }
     _write_json_atomic(run_dir / RECORD, record)
     return record
-
-
-def _float(value: object) -> float | None:
-    return None if value is None else float(value)
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from sed_uda.experiments.runner import RECORD
-from sed_uda.experiments.selection import DEFAULT_RULE, RULES, get_rule
+from sed_uda.models.selection.rules import DEFAULT_RULE, RULES, get_rule
 
 DIRECTIONS = ("en2zh", "zh2en")
 UPPER, LOWER = "target_supervised", "source_only"

@@ -1,4 +1,4 @@
-"""Read a checkpoint without running code from it, and compare it with a configuration.
+"""Read a checkpoint without running code from it.
 
 Checkpoints are loaded with `weights_only=True`: tensors, numbers, strings and containers only, so a
 checkpoint from elsewhere cannot execute anything while being read.
@@ -11,14 +11,10 @@ from pathlib import Path
 
 import torch
 
-from sed_uda.errors import UserError
+from sed_uda.errors import CheckpointMismatch
 
 DATA_STATE = "CrossLingualDataModule"
 """Key of the data module's `state_dict` in a Lightning checkpoint (the class's qualified name)."""
-
-
-class CheckpointMismatch(UserError):
-    """A checkpoint that does not fit the configuration or the request; the message says how."""
 
 
 def read_checkpoint(path: str | Path) -> dict:
@@ -42,28 +38,3 @@ def data_state(checkpoint: Mapping, path: str | Path) -> dict:
             "self-contained); train it again with `sed-uda fit`"
         )
     return state
-
-
-def _flatten(values: Mapping, prefix: str = "") -> dict[str, object]:
-    out: dict[str, object] = {}
-    for key, value in values.items():
-        if str(key).startswith("_"):  # LightningCLI bookkeeping such as _instantiator
-            continue
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out |= _flatten(value, f"{name}.")
-        else:
-            out[name] = list(value) if isinstance(value, tuple) else value
-    return out
-
-
-def differences(stored: Mapping, configured: Mapping) -> str:
-    """`key: checkpoint A, config B` for every key both have with different values ("" if none).
-
-    Nested mappings (e.g. an injected component's `init_args`) are compared key by key."""
-    old, new = _flatten(stored), _flatten(configured)
-    return "; ".join(
-        f"{key}: checkpoint {old[key]!r}, config {new[key]!r}"
-        for key in sorted(old.keys() & new.keys())
-        if old[key] != new[key]
-    )

@@ -10,7 +10,7 @@ is the contract in `sed_uda.data.keys`.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Literal
 
 import torch
@@ -22,8 +22,8 @@ from torchmetrics import MeanMetric
 
 from sed_uda.adaptation.base import AdaptationInputs, AdaptationLoss
 from sed_uda.corpus.layout import EMOTIONS
-from sed_uda.data.augment import FeatureAugment
 from sed_uda.data.keys import LABELLED, TEST_LOADERS, UNLABELLED, VAL_LOADERS
+from sed_uda.models.components.augment import FeatureAugment
 from sed_uda.models.components.cnn1d import CNN1dEncoder
 from sed_uda.models.components.heads import EmotionClassifier
 from sed_uda.models.metrics import (
@@ -33,11 +33,15 @@ from sed_uda.models.metrics import (
     flatten_classification,
 )
 from sed_uda.models.schedules import build_lr_scheduler
-from sed_uda.models.selection_signals import DeepEmbeddedValidation, SoftNeighborhoodDensity
+from sed_uda.models.selection.signals import DeepEmbeddedValidation, SoftNeighborhoodDensity
 
 Batch = dict[str, torch.Tensor]
 EVAL_LOADERS: dict[str, tuple[str, ...]] = {"val": VAL_LOADERS, "test": TEST_LOADERS}
 """Evaluation stage -> its dataloaders' domain names, in dataloader_idx order."""
+OPTIONAL_SIGNALS: frozenset[str] = frozenset({"target_snd", "dev_risk", "target_test_acc"})
+"""Validation signals only some selection rules read, each costly: SND builds a similarity matrix of up
+to 4096^2, DEV fits a domain classifier, and target_test_acc (with the rest of the target test
+metrics) scores the target test split. Computed only when asked (`UDAModule.select_signals`)."""
 
 
 class UDAModule(LightningModule):
@@ -115,6 +119,8 @@ class UDAModule(LightningModule):
         self.neighbourhood_density = nn.ModuleDict({key: SoftNeighborhoodDensity() for key in unlabelled})
         self.embedded_validation = DeepEmbeddedValidation()
         self._updated: set[str] = set()
+        self.signals: set[str] | None = None
+        """The optional validation signals computed (None: all of `OPTIONAL_SIGNALS`)."""
         self.confusion: dict[str, torch.Tensor] = {}
         """Confusion matrices of the last val/test epoch, keyed "<stage>/<domain>" (rows = true class)."""
 
@@ -122,6 +128,14 @@ class UDAModule(LightningModule):
     def needs_unlabelled(self) -> bool:
         """Whether training steps need an unlabelled target batch (any adaptation loss does)."""
         return len(self.adaptations) > 0
+
+    def select_signals(self, metrics: Iterable[str]) -> None:
+        """Compute, of `OPTIONAL_SIGNALS`, only those among `metrics` (plus any asked before): the
+        selection rules' metrics, given by the selection checkpoints at setup."""
+        self.signals = (self.signals or set()) | (OPTIONAL_SIGNALS & set(metrics))
+
+    def _computes(self, signal: str) -> bool:
+        return self.signals is None or signal in self.signals
 
     # ---- model -------------------------------------------------------------------------------------
 
@@ -190,6 +204,8 @@ class UDAModule(LightningModule):
                 target_lengths=lengths[n:],
                 progress=progress,
                 classify=self,
+                source_x=x[:n],
+                source_lengths=lengths[:n],
             )
             for adaptation in self.adaptations:
                 value, logged = adaptation(inputs)
@@ -274,6 +290,8 @@ class UDAModule(LightningModule):
             )
         domain = names[dataloader_idx]
         key = f"{stage}_{domain}"
+        if stage == "val" and domain == "target_test" and not self._computes("target_test_acc"):
+            return
         embedding = self.embed(batch["x"], batch["lengths"]).float()
         logits = self.classifier(embedding).float()
         if key in self.eval_metrics:
@@ -282,12 +300,15 @@ class UDAModule(LightningModule):
             losses = F.cross_entropy(logits, batch["y"], reduction="none")
             self.eval_metrics[key].update(logits.softmax(-1), batch["y"])
             self.eval_losses[key].update(losses.mean(), weight=len(logits))
-            if stage == "val" and domain == "source":
+            if stage == "val" and domain == "source" and self._computes("dev_risk"):
                 self.embedded_validation.update(embedding, losses)
         else:
-            self.selection_metrics[key].update(logits.softmax(-1))
-            self.neighbourhood_density[key].update(logits.softmax(-1))
-            self.embedded_validation.update(embedding)
+            probs = logits.softmax(-1)
+            self.selection_metrics[key].update(probs)
+            if self._computes("target_snd"):
+                self.neighbourhood_density[key].update(probs)
+            if self._computes("dev_risk"):
+                self.embedded_validation.update(embedding)
         self._updated.add(key)
 
     def _log_evaluation_epoch(self, stage: str) -> None:
@@ -305,10 +326,9 @@ class UDAModule(LightningModule):
                 self.eval_metrics[key].reset()
                 self.eval_losses[key].reset()
             else:
-                values = {
-                    **self.selection_metrics[key].compute(),
-                    "snd": self.neighbourhood_density[key].compute(),
-                }
+                values = self.selection_metrics[key].compute()
+                if self._computes("target_snd"):
+                    values["snd"] = self.neighbourhood_density[key].compute()
                 self.selection_metrics[key].reset()
                 self.neighbourhood_density[key].reset()
             # The unlabelled target loader reports as "target" (en2zh/val/target_im).
@@ -317,7 +337,7 @@ class UDAModule(LightningModule):
                 # Values are already reduced over ranks (torchmetrics); sync_dist only keeps DDP quiet.
                 self.log(f"{prefix}_{name}", value, add_dataloader_idx=False, sync_dist=True)
             self._updated.discard(key)
-        if {f"{stage}_source", f"{stage}_target_{UNLABELLED}"} <= seen:
+        if {f"{stage}_source", f"{stage}_target_{UNLABELLED}"} <= seen and self._computes("dev_risk"):
             self.log(
                 f"{self.hparams.direction}/{stage}/dev_risk",
                 self.embedded_validation.compute(),

@@ -53,6 +53,8 @@ def step(
         target_lengths=lt,
         progress=progress,
         classify=model,
+        source_x=xs,
+        source_lengths=ls,
     )
 
 

@@ -19,7 +19,20 @@ from tests.adaptation.common import DIM, TinyModel, step
 ALL_CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs" / "adaptation").glob("*.yaml"))
 CONFIGS = [p for p in ALL_CONFIGS if yaml.safe_load(p.read_text())["model"]["adaptations"]]
 """The configs that adapt (the source-only and target-supervised bounds have no adaptation loss)."""
-EXPECTED = {"dann", "cdan_e", "mcc", "mmd", "coral", "bnm", "fixmatch", "cdan_e_mcc"}
+EXPECTED = {
+    "dann",
+    "cdan_e",
+    "mcc",
+    "mmd",
+    "coral",
+    "bnm",
+    "fixmatch",
+    "cdan_e_mcc",
+    "shot_im",
+    "aad",
+    "cbst",
+    "mixup",
+}
 
 
 def load(path: Path) -> list[AdaptationLoss]:

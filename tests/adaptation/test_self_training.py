@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from sed_uda.adaptation.self_training import FixMatch, strong_augment
-from sed_uda.data.augment import FeatureAugment
+from sed_uda.models.components.augment import FeatureAugment
 from tests.adaptation.common import TinyModel, step
 
 IDENTITY = FeatureAugment(0, 0, 0, 0, 0.0, 0)

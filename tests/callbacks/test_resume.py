@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from sed_uda.experiments.figures import read_metrics
-from sed_uda.experiments.selection import DEFAULT_RULE
+from sed_uda.models.selection.rules import DEFAULT_RULE
 from tests.conftest import FAST, REPO
 from tests.inference.conftest import DANN
 

@@ -14,8 +14,8 @@ from sed_uda.corpus.layout import EMOTIONS
 from sed_uda.experiments import figures
 from sed_uda.experiments.embeddings import embed_rows, project_2d, selected_checkpoint
 from sed_uda.experiments.runner import run_experiment
-from sed_uda.experiments.selection import DEFAULT_RULE
 from sed_uda.features.store import load_cache
+from sed_uda.models.selection.rules import DEFAULT_RULE
 from sed_uda.models.uda import UDAModule
 from tests.conftest import FAST, REPO
 

@@ -10,7 +10,7 @@ import pytest
 
 from sed_uda.experiments import grid as grid_module
 from sed_uda.experiments.grid import Cell, GridSpec, load_grid, run_grid
-from sed_uda.experiments.selection import RULES
+from sed_uda.models.selection.rules import RULES
 from tests.conftest import FAST, REPO
 
 CONFIGS = REPO / "configs"

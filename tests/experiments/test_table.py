@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sed_uda.experiments.selection import RULES
 from sed_uda.experiments.table import rule_ranking, write_tables
+from sed_uda.models.selection.rules import RULES
 
 ACC = {  # (config name, direction) -> target accuracy per seed; every rule gets acc + rule offset
     ("dann", "en2zh"): [0.50, 0.56, 0.53],

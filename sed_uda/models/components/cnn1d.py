@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sed_uda.models.components.masking import clean_lengths, masked_mean_std, time_mask
+from sed_uda.data.pooling import masked_mean_std, time_mask
+from sed_uda.models.components.masking import clean_lengths
 
 
 class CNN1dEncoder(nn.Module):

@@ -8,7 +8,8 @@ import torch
 import torchvision
 from torch import nn
 
-from sed_uda.models.components.masking import clean_lengths, halved_lengths, masked_mean_std, time_mask
+from sed_uda.data.pooling import masked_mean_std, time_mask
+from sed_uda.models.components.masking import clean_lengths, halved_lengths
 
 
 class ResNet50Encoder(nn.Module):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sed_uda.models.components.masking import clean_lengths, masked_mean_std
+from sed_uda.data.pooling import masked_mean_std
+from sed_uda.models.components.masking import clean_lengths
 
 
 class StatsEncoder(nn.Module):
@@ -20,6 +21,11 @@ class StatsEncoder(nn.Module):
     above the longest one, as configs/encoder/stats.yaml does): statistics of short crops are
     noisier than the whole-utterance ones it is evaluated on.
 
+    It also accepts the pooled vectors themselves: x of shape (batch, 2 * in_channels, 1), each row
+    an utterance's means then stds (`sed_uda.data.pooling.utterance_statistics`). The data module
+    serves those when training sees whole utterances and nothing augments the frames (the CLI asks
+    for them through `accepts_pooled`), so the statistics are computed once instead of every step.
+
     Args:
         in_channels: feature channels per frame (the pooled vector has twice as many).
         hidden: width of the hidden layer.
@@ -28,6 +34,9 @@ class StatsEncoder(nn.Module):
         input_norm: standardise the pooled vector (batch statistics of the training batches, which
             hold both domains when the model adapts).
     """
+
+    accepts_pooled = True
+    """Inputs may be pooled statistics (batch, 2 * in_channels, 1) instead of frames."""
 
     def __init__(
         self,
@@ -52,5 +61,7 @@ class StatsEncoder(nn.Module):
         self.out_dim = embedding_dim
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] == 2 * self.in_channels:
+            return self.net(x[..., 0].float())
         mean, std = masked_mean_std(x, clean_lengths(lengths, x.shape[-1]))
         return self.net(torch.cat([mean, std], dim=1))

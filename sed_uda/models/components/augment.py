@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from sed_uda.models.components.masking import time_mask
+from sed_uda.data.pooling import time_mask
 
 
 class FeatureAugment(nn.Module):

@@ -75,7 +75,12 @@ class DeepEmbeddedValidation(Metric):
         domain = np.r_[np.zeros(len(source)), np.ones(len(target))]
         p_target = LogisticRegression(max_iter=1000).fit(x, domain).predict_proba(x[: len(source)])[:, 1]
         weights = p_target / np.clip(1 - p_target, 1e-6, None) * len(source) / len(target)
-        weighted = weights * losses
-        variance = weights.var(ddof=1)
-        eta = -np.cov(weighted, weights)[0, 1] / variance if variance > 0 else 0.0
-        return torch.tensor(weighted.mean() + eta * weights.mean() - eta, dtype=torch.float32)
+        return torch.tensor(control_variate_risk(weights, losses), dtype=torch.float32)
+
+
+def control_variate_risk(weights: np.ndarray, losses: np.ndarray) -> float:
+    """mean(w l) + η mean(w) - η with η = -Cov(w l, w) / Var(w) (0 when the weights do not vary)."""
+    weighted = weights * losses
+    variance = weights.var(ddof=1)
+    eta = -np.cov(weighted, weights)[0, 1] / variance if variance > 0 else 0.0
+    return float(weighted.mean() + eta * weights.mean() - eta)

@@ -1,0 +1,87 @@
+"""`sed-uda study`: the pooled loop trains the stats encoder's network, choices never read target
+labels, finished blocks are reused, list options are typed one value after another."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from sed_uda.cli import main
+from sed_uda.experiments.pooled_study import PooledModel
+from sed_uda.experiments.study import choices
+from sed_uda.models.components.stats import StatsEncoder
+
+
+def test_the_pooled_network_is_the_stats_encoder_on_whole_utterances() -> None:
+    torch.manual_seed(0)
+    encoder = StatsEncoder(6).eval()
+    model = PooledModel(12).eval()
+    model.encoder.load_state_dict(encoder.net.state_dict())
+    frames, lengths = torch.randn(4, 6, 30), torch.tensor([30, 20, 11, 5])
+    pooled = torch.stack(
+        [
+            torch.cat([f[:, :n].mean(1), f[:, :n].std(1, unbiased=False)])
+            for f, n in zip(frames, lengths, strict=True)
+        ]
+    )
+    torch.testing.assert_close(model.encoder(pooled), encoder(frames, lengths), atol=1e-4, rtol=1e-4)
+
+
+def test_label_free_choice_follows_im_and_the_oracle_follows_accuracy() -> None:
+    rows = [
+        {
+            "corpus": "c",
+            "direction": "zh2en",
+            "method": "aad",
+            "scale": s,
+            "lr": 1e-3,
+            "seed": k,
+            "im": im,
+            "acc": acc,
+        }
+        for s, im, acc in ((1.0, 1.5, 0.70), (3.0, 1.2, 0.90))
+        for k in (0, 1)
+    ]
+    (row,) = choices(pd.DataFrame(rows)).to_dict("records")
+    assert (row["scale"], row["acc"]) == (1.0, pytest.approx(0.70))
+    assert (row["oracle_scale"], row["oracle_acc"]) == (3.0, pytest.approx(0.90))
+
+
+def test_study_writes_the_table_and_reuses_finished_blocks(
+    tiny_cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    args = [
+        "study",
+        "--corpora",
+        str(tiny_cache),
+        "--methods",
+        "configs/adaptation/aad.yaml",
+        "--directions",
+        "zh2en",
+        "--scales",
+        "1",
+        "3",
+        "--lrs",
+        "0.001",
+        "--seeds",
+        "0",
+        "--epochs",
+        "1",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--out",
+        str(tmp_path / "study.md"),
+    ]
+    main(args)
+    first = capsys.readouterr()
+    frame = pd.read_csv(tmp_path / "study.csv")
+    assert set(frame.method) == {"logreg", "logreg_coral", "source_only", "target_supervised", "aad"}
+    assert sorted(frame[frame.method == "aad"].scale) == [1.0, 3.0]
+    table = (tmp_path / "study.md").read_text()
+    assert "(designs decided here)" in table and "| aad |" in table and "Mean over the 1 corpora" in table
+    assert "done" in first.err
+    main(args)
+    assert "done" not in capsys.readouterr().err  # every block was kept
