@@ -330,7 +330,7 @@ def test_table_outputs_that_cannot_be_written_are_one_line(tmp_path: Path, capsy
 
 def test_grid_without_a_config_says_how_to_give_one(capsys: pytest.CaptureFixture[str]) -> None:
     status, _, err = sed_uda(["grid"], capsys)
-    assert status == 1 and "sed-uda grid --config configs/grid/" in one_line(err, "grid")
+    assert status == 2 and "sed-uda grid --config configs/grid/" in one_line(err, "grid")  # an argument error
 
 
 def test_grid_dry_run_resolves_every_run_without_training(
