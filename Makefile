@@ -13,7 +13,7 @@ export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo notebook test test-fast lint format clean
+.PHONY: help install demo notebook test test-fast lint format clean grid-slurm-check
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ test: install ## Run the whole test suite (tiny corpus, W&B disabled; what CI ru
 
 test-fast: install ## The fast tier for development: every test but the end-to-end `slow` ones (under 90 s)
 	WANDB_MODE=disabled $(BIN)/python -m pytest -q -m "not slow"
+
+grid-slurm-check: install ## Start a one-node SLURM (Debian's slurm-wlm; root) and run a tiny grid on it
+	benchmarks/slurm_local.sh
 
 lint: install ## ruff check + format check
 	$(BIN)/ruff check .

@@ -163,37 +163,45 @@ def grid(
     directions: dict[str, Path] | None = None,
     seeds: list[int] | None = None,
     overrides: list[str] | None = None,
+    jobs: int | None = None,
+    launcher: str | dict | None = None,
     dry_run: bool = False,
     verbose: bool = False,
 ) -> None:
-    """Run every cell of an experiment grid (fit + test per selection rule); finished cells are skipped.
+    """Run an experiment grid, e.g. `sed-uda grid --config configs/grid/methods_speaker.yaml --jobs 2`.
 
-    Usually given as `sed-uda grid --config configs/grid/methods_speaker.yaml`.
+    Each run is a fit + a test per selection rule; finished runs are skipped. Grids sharing a runs_dir
+    never train the same run twice; a run whose settings, feature cache or code changed is moved aside
+    to `<run>.outdated-<id>` and trained again.
 
     Args:
         name: Grid name (for progress and records).
         runs_dir: Where each run writes <adaptation>_<encoder>_<direction>/seed<k>/.
-        cells: Rows of the table: {adaptation: configs/adaptation/X.yaml, encoder: configs/encoder/Y.yaml}.
+        cells: Rows of the table, e.g. {adaptation: configs/adaptation/dann.yaml,
+            encoder: configs/encoder/stats.yaml}.
         directions: Direction name -> its experiment config, e.g. {en2zh: configs/experiment/en2zh.yaml}.
         seeds: Seeds per cell.
         overrides: Extra LightningCLI arguments for every run, e.g. ["--trainer.max_epochs=5"].
-        dry_run: Check every run's configuration and list the runs, without training.
+        jobs: Runs side by side (each its own process, the cores shared out as torch threads).
+        launcher: Where runs execute: "in-process" (default), "local" (side by side, with --jobs) or
+            "slurm" (one SLURM job per run, via submitit), or {class_path: ..., init_args: ...} of a
+            class in sed_uda.experiments.launchers.
+        dry_run: Check every run's configuration and list what the grid would do, without training.
         verbose: Show Lightning's model summaries and progress bars (one line per run otherwise).
     """
-    from sed_uda.experiments.demo import check_grid, quiet_lightning
-    from sed_uda.experiments.grid import GridSpec, run_grid
+    from sed_uda.experiments.grid import GridSpec, check_grid, run_grid
+    from sed_uda.experiments.launchers import make_launcher
 
     if not cells or not directions:
         raise BadArgument(
             "grid needs --cells and --directions; give them in a grid config: "
             "sed-uda grid --config configs/grid/demo.yaml (see configs/grid/)"
         )
-    spec = GridSpec(name, runs_dir, cells, directions, seeds or [0], overrides or [])
+    spec = GridSpec(name, runs_dir, cells, directions, seeds or [0], overrides or [], launcher)
     if dry_run:
         check_grid(spec)
         return
-    with quiet_lightning(verbose):
-        run_grid(spec, quiet=not verbose)
+    run_grid(spec, verbose=verbose, launcher=make_launcher(launcher, jobs))
 
 
 def table(
@@ -218,20 +226,23 @@ def demo(
     grid_config: Path = Path("configs/grid/demo.yaml"),
     out: Path = Path("reports/demo_results.md"),
     workers: int = 2,
+    threads: int = 2,
     verbose: bool = False,
 ) -> None:
-    """The whole study on the bundled corpus: synth -> prepare -> grid of the stats-encoder rows -> table.
+    """The whole study on the bundled corpus: synth -> prepare -> the demo grid (DANN, MCC, source-only
+    and the target-supervised bound with the utterance-statistics encoder, both directions) -> table.
 
     Args:
         data: Data folder (corpus in <data>/synth_esd, cache in <data>/cache).
         grid_config: Grid to run (the CPU-feasible demo grid by default).
         out: Results table to write.
         workers: Parallel processes for synth and prepare.
+        threads: Torch threads per run (results depend on it; the README's demo table used 2).
         verbose: Show Lightning's model summaries and progress bars (one line per run otherwise).
     """
     from sed_uda.experiments.demo import run_demo
 
-    run_demo(data, grid_config, out, workers=workers, verbose=verbose)
+    run_demo(data, grid_config, out, workers=workers, threads=threads, verbose=verbose)
 
 
 def classify(
@@ -249,7 +260,7 @@ def classify(
 
     Args:
         paths: Audio files, or folders searched recursively.
-        ckpt: Checkpoint written by `sed-uda fit` (runs/<run>/checkpoints/best-target_im.ckpt).
+        ckpt: Checkpoint written by `sed-uda fit` (e.g. runs/fit/<run>/checkpoints/best-target_im.ckpt).
         out: Also write the predictions to this .csv or .json file.
         speaker_from: Models trained with per-speaker normalisation only, where it is required: who speaks
             in each recording. "parent-folder": one folder per speaker, enrolled from the folder's

@@ -3,8 +3,9 @@
 Cheap commands run for real on the tiny corpus, with the README's data paths and sizes swapped for the
 session fixtures'. Long ones are checked as far as they go without training for minutes: `grid` with
 `--dry-run` (every run's configuration resolved), GPU or multi-GPU training with `--print_config`,
-`demo` with `--print_config`, and `make` targets with `make -n` (the sed-uda lines that prints are checked
-in turn). A README line this table cannot run fails, naming the line, so README edits stay honest.
+`demo` for real on the tiny corpus with its grid cut to one direction and two steps, and `make` targets
+with `make -n` (the sed-uda lines that prints are checked in turn). A README line this table cannot run
+fails, naming the line, so README edits stay honest.
 """
 
 from __future__ import annotations
@@ -164,7 +165,38 @@ def _tiny_checkpoint(fx: Fixtures, normalization: str) -> Path:
 
 
 def _demo(argv: list[str], fx: Fixtures) -> None:
-    _ok([*argv, "--print_config"], fx)
+    """The demo's whole path (corpus found, cache up to date, its grid's cells trained and tested, table)
+    on the tiny corpus, with the demo grid cut to one direction, one epoch of two steps."""
+    import yaml
+
+    data = fx.tmp / "data"
+    data.mkdir()
+    (data / "synth_esd").symlink_to(fx.corpus)
+    (data / "cache").symlink_to(fx.cache)
+    grid_config = REPO / _value(argv, "--grid-config", "configs/grid/demo.yaml")
+    grid = yaml.safe_load(grid_config.read_text())
+    grid["directions"] = dict(list(grid["directions"].items())[:1])
+    grid["runs_dir"] = str(fx.tmp / "runs")
+    tiny_fit = ["--trainer.max_epochs=1", "--data.steps_per_epoch=2"]
+    grid["overrides"] = [*grid.get("overrides", []), *FAST, *tiny_fit]
+    tiny = fx.tmp / "demo.yaml"
+    tiny.write_text(yaml.safe_dump(grid))
+    out = fx.tmp / "demo_results.md"
+    argv = _set(_set(_set(argv, "--data", str(data)), "--grid-config", str(tiny)), "--out", str(out))
+    printed = _ok(argv, fx)
+    methods = {Path(cell["adaptation"]).stem for cell in grid["cells"]}
+    assert all(f"| {method} " in out.read_text() for method in methods)
+    assert "torch threads per run: 2 " in printed
+
+
+def _value(argv: list[str], option: str, default: str) -> str:
+    """The value of `option` in `argv` (`--opt v` or `--opt=v`), or `default`."""
+    for position, word in enumerate(argv):
+        if word == option and position + 1 < len(argv):
+            return argv[position + 1]
+        if word.startswith(option + "="):
+            return word.split("=", 1)[1]
+    return default
 
 
 def _training(argv: list[str], fx: Fixtures) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +19,18 @@ from pathlib import Path
 from sed_uda.models.selection.rules import RULES
 
 RECORD = "record.json"
+OUTDATED = ".outdated-"
+"""An outdated run's folder is renamed `<run>.outdated-<settings id>`: kept, and left out of tables."""
+ROLES = ("baseline", "method", "upper bound")
+"""A table row's role: trained without adaptation on source labels, adapting to the unlabelled
+target, or trained on target labels (what adaptation could reach at best)."""
+
+
+def role(adapts: bool, labelled_domain: str) -> str:
+    """The table role of a run (see `ROLES`)."""
+    if adapts:
+        return "method"
+    return "upper bound" if labelled_domain == "target" else "baseline"
 
 
 def read_record(run_dir: Path) -> dict | None:
@@ -36,13 +49,15 @@ def run_experiment(
     """Fit from LightningCLI config files (+ overrides), test under each of `rules` (and the config's
     primary rule), write the record.
 
-    `labels` (method and encoder names, the run's identity) are stored in the record as given.
+    `labels` (method and encoder names, the run's identity) are stored in the record as given, with
+    the hashes of the `sed_uda` source files the process had loaded (the run's code version).
     """
     import torch
 
     from sed_uda.callbacks.checkpoint import SelectionCheckpoint
     from sed_uda.callbacks.history import ValidationHistory
     from sed_uda.callbacks.wandb_logging import finish_wandb_runs
+    from sed_uda.experiments.identity import loaded_source_hashes
     from sed_uda.training_cli import training_cli
 
     run_dir = Path(run_dir)
@@ -76,12 +91,17 @@ def run_experiment(
     record = {
         **(labels or {}),
         "direction": hp.direction,
+        "source_language": data.source,
+        "target_language": data.target,
+        "role": role(model.needs_unlabelled, hp.labelled_domain),
         "adapts": model.needs_unlabelled,
         "labelled_domain": hp.labelled_domain,
         "normalization": data.normalization,
         "cache_dir": str(data.cache_dir),
         "features": list(data.features),
         "threads": torch.get_num_threads(),
+        "host": socket.gethostname(),
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
         "seed": cli.config.get("seed_everything"),
         "configs": [str(c) for c in configs],
         "overrides": list(overrides),
@@ -100,6 +120,7 @@ def run_experiment(
             for name, pick in picks.items()
         },
         "history": history.epochs,
+        "code": loaded_source_hashes(),
     }
     _write_json_atomic(run_dir / RECORD, record)
     return record

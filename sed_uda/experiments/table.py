@@ -1,5 +1,8 @@
 """Results tables from run records: methods as rows, directions as columns, mean ± std over seeds.
 
+The table knows no method or direction names: each record says its direction and languages and its
+row's role (a baseline without adaptation, an adapting method, or the target-supervised upper bound).
+
 Every table carries the strong shallow baselines (pooled-statistics logistic regression with and
 without CORAL, computed on the same cache, features and normalisation as the runs), the gap each
 method closes between the best model without adaptation and the target-supervised upper bound, the
@@ -15,20 +18,37 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sed_uda.experiments.runner import RECORD
+from sed_uda.experiments.runner import OUTDATED, RECORD, role
 from sed_uda.models.selection.rules import DEFAULT_RULE, RULES, get_rule
 
-DIRECTIONS = ("en2zh", "zh2en")
-UPPER, LOWER = "target_supervised", "source_only"
+UPPER, BASELINE, METHOD = "upper bound", "baseline", "method"
 BASELINES_FILE = "baselines.json"
 
 
 def read_records(runs: Path) -> list[dict]:
-    """Every finished run record under `runs`; a clear error when there is none."""
-    records = [json.loads(p.read_text()) | {"run": str(p.parent)} for p in sorted(Path(runs).rglob(RECORD))]
+    """Every current run record under `runs` (outdated runs kept aside are left out); a clear error when
+    there is none. A record may be read while a grid writes others: each is replaced whole."""
+    paths = [p for p in sorted(Path(runs).rglob(RECORD)) if OUTDATED not in p.parent.name]
+    records = [json.loads(p.read_text()) | {"run": str(p.parent)} for p in paths]
     if not records:
         raise FileNotFoundError(f"no finished runs ({RECORD}) under {runs}: run `sed-uda grid` first")
     return records
+
+
+def row_role(record: dict) -> str:
+    """The record's role; records written before roles were stored say the same in two fields."""
+    return record.get("role") or role(record.get("adapts", True), record.get("labelled_domain", "source"))
+
+
+def directions(records: list[dict]) -> dict[str, str]:
+    """Direction -> its column title (`en->zh`), in order of first appearance in the records."""
+    titles: dict[str, str] = {}
+    for record in records:
+        source, target = record.get("source_language"), record.get("target_language")
+        titles.setdefault(
+            record["direction"], f"{source}->{target}" if source and target else record["direction"]
+        )
+    return titles
 
 
 def collect_records(records: list[dict]) -> pd.DataFrame:
@@ -40,7 +60,8 @@ def collect_records(records: list[dict]) -> pd.DataFrame:
                 direction, _, metric = key.split("/", 2)
                 rows.append(
                     {
-                        "method": _method(record),
+                        "role": row_role(record),
+                        "method": record["method"],
                         "encoder": record["encoder"],
                         "direction": direction,
                         "seed": record["seed"],
@@ -54,21 +75,17 @@ def collect_records(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _method(record: dict) -> str:
-    """A record's row name; the two bounds are named by what they train on, not by config name."""
-    if not record.get("adapts", True):
-        return UPPER if record.get("labelled_domain") == "target" else record["method"]
-    return record["method"]
-
-
 def summarize(records: pd.DataFrame) -> pd.DataFrame:
-    """Mean, std (ddof=1) and seed count per method, encoder, direction, rule and metric."""
-    grouped = records.groupby(["method", "encoder", "direction", "rule", "metric"])["value"]
+    """Mean, std (ddof=1) and seed count per row (role, method, encoder), direction, rule and metric."""
+    grouped = records.groupby(["role", "method", "encoder", "direction", "rule", "metric"])["value"]
     return grouped.agg(mean="mean", std="std", n="count").reset_index()
 
 
 def _index(summary: pd.DataFrame) -> dict[tuple, pd.Series]:
-    return {(r.method, r.encoder, r.direction, r.rule, r.metric): r for r in summary.itertuples(index=False)}
+    return {
+        (r.role, r.method, r.encoder, r.direction, r.rule, r.metric): r
+        for r in summary.itertuples(index=False)
+    }
 
 
 def _text(row: object | None) -> str:
@@ -77,52 +94,53 @@ def _text(row: object | None) -> str:
     return f"{row.mean:.3f}" if row.n < 2 or np.isnan(row.std) else f"{row.mean:.3f} ± {row.std:.3f}"
 
 
-def _rule_for(method: str, rule: str) -> str:
+def _rule_for(row_role: str, rule: str) -> str:
     """The upper bound is trained on target labels, so it is selected on them too."""
-    return "target_oracle" if method == UPPER else rule
+    return "target_oracle" if row_role == UPPER else rule
 
 
-def _row_order(summary: pd.DataFrame) -> list[tuple[str, str]]:
-    present = sorted(set(zip(summary.method, summary.encoder, strict=True)))
-    rank = {LOWER: 0, UPPER: 3}
-    return sorted(present, key=lambda r: (rank.get(r[0], 1 if r[0].startswith("logreg") else 2), r))
+def _row_order(summary: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """(role, method, encoder) rows: baselines, then adapting methods, then the upper bound."""
+    present = set(zip(summary.role, summary.method, summary.encoder, strict=True))
+    rank = {BASELINE: 0, METHOD: 1, UPPER: 2}
+    return sorted(present, key=lambda r: (rank.get(r[0], 1), r[1:]))
 
 
-def main_table(summary: pd.DataFrame, rule: str) -> str:
+def main_table(summary: pd.DataFrame, rule: str, titles: dict[str, str]) -> str:
     """Target-test accuracy (micro) and macro-F1 per direction, one row per method and encoder."""
     index = _index(summary)
     lines = [
-        "| Method | Encoder | en->zh Acc | en->zh F1 | zh->en Acc | zh->en F1 |",
-        "|---|---|---|---|---|---|",
+        "| Method | Encoder | "
+        + " | ".join(f"{t} {m}" for t in titles.values() for m in ("Acc", "F1"))
+        + " |",
+        "|---|---|" + "---|" * (2 * len(titles)),
     ]
-    for method, encoder in _row_order(summary):
+    for row_role, method, encoder in _row_order(summary):
         cells = [
-            _text(index.get((method, encoder, d, _rule_for(method, rule), m)))
-            for d in DIRECTIONS
+            _text(index.get((row_role, method, encoder, d, _rule_for(row_role, rule), m)))
+            for d in titles
             for m in ("target_acc", "target_f1")
         ]
-        name = method + (" (upper bound)" if method == UPPER else "")
+        name = method + (" (upper bound)" if row_role == UPPER else "")
         lines.append(f"| {name} | {encoder} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def gap_closed(summary: pd.DataFrame, rule: str) -> pd.DataFrame:
-    """Per adapting method and direction: (acc - best no-adaptation acc) / (upper acc - best
-    no-adaptation acc), on mean target accuracy; no-adaptation = source-only rows and the shallow
-    baselines, upper = the best target-supervised row."""
+def gap_closed(summary: pd.DataFrame, rule: str, titles: dict[str, str]) -> pd.DataFrame:
+    """Per adapting method and direction: (acc - best baseline acc) / (upper acc - best baseline
+    acc), on mean target accuracy; baselines = rows without adaptation (trained runs and the shallow
+    models), upper = the best upper-bound row."""
     acc = summary[summary.metric == "target_acc"]
     rows = []
-    for direction in DIRECTIONS:
+    for direction in titles:
         here = acc[acc.direction == direction]
-        chosen = here[here.rule == here.method.map(lambda m: _rule_for(m, rule))]
-        no_adaptation = chosen[chosen.method.isin([LOWER]) | chosen.method.str.startswith("logreg")]
-        upper = chosen[chosen.method == UPPER]
+        chosen = here[here.rule == here.role.map(lambda r: _rule_for(r, rule))]
+        no_adaptation = chosen[chosen.role == BASELINE]
+        upper = chosen[chosen.role == UPPER]
         if no_adaptation.empty or upper.empty:
             continue
         low, high = no_adaptation["mean"].max(), upper["mean"].max()
-        for r in chosen[
-            ~chosen.method.isin([LOWER, UPPER]) & ~chosen.method.str.startswith("logreg")
-        ].itertuples():
+        for r in chosen[chosen.role == METHOD].itertuples():
             gap = (r.mean - low) / (high - low) if high != low else np.nan
             rows.append(
                 {
@@ -138,30 +156,31 @@ def gap_closed(summary: pd.DataFrame, rule: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def gap_table(gaps: pd.DataFrame) -> str:
-    lines = ["| Method | Encoder | en->zh | zh->en |", "|---|---|---|---|"]
+def gap_table(gaps: pd.DataFrame, titles: dict[str, str]) -> str:
+    lines = ["| Method | Encoder | " + " | ".join(titles.values()) + " |", "|---|---|" + "---|" * len(titles)]
     if gaps.empty:
-        return "\n".join([*lines, "| – | – | – | – |"])
+        return "\n".join([*lines, "| – | – | " + " | ".join("–" for _ in titles) + " |"])
     for (method, encoder), group in gaps.groupby(["method", "encoder"]):
         by_direction = dict(zip(group.direction, group.gap, strict=True))
-        cells = [f"{by_direction[d]:+.2f}" if d in by_direction else "–" for d in DIRECTIONS]
+        cells = [f"{by_direction[d]:+.2f}" if d in by_direction else "–" for d in titles]
         lines.append(f"| {method} | {encoder} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def rules_table(summary: pd.DataFrame) -> str:
-    """Mean target accuracy over every adapting row under each selection rule."""
+def rules_table(summary: pd.DataFrame, titles: dict[str, str]) -> str:
+    """Mean target accuracy of every trained row except the upper bound under each selection rule
+    (`summary` of the runs only: a shallow baseline has no checkpoints to select)."""
     index = _index(summary)
-    rows = [r for r in _row_order(summary) if r[0] not in (UPPER,) and not r[0].startswith("logreg")]
+    rows = [r for r in _row_order(summary) if r[0] != UPPER]
     lines = [
         "| Method | Encoder | " + " | ".join(_label(r) for r in RULES) + " |",
         "|---|---|" + "---|" * len(RULES),
     ]
-    for method, encoder in rows:
-        for direction in DIRECTIONS:
-            cells = [index.get((method, encoder, direction, r, "target_acc")) for r in RULES]
+    for row_role, method, encoder in rows:
+        for direction, title in titles.items():
+            cells = [index.get((row_role, method, encoder, direction, r, "target_acc")) for r in RULES]
             lines.append(
-                f"| {method} | {encoder} {direction} | "
+                f"| {method} | {encoder} {title} | "
                 + " | ".join("–" if c is None else f"{c.mean:.3f}" for c in cells)
                 + " |"
             )
@@ -179,7 +198,7 @@ def rule_ranking(records: list[dict]) -> pd.DataFrame:
     rows = []
     for record in records:
         history = pd.DataFrame(record.get("history") or [])
-        if not record.get("adapts") or len(history) < 3 or "target_test_acc" not in history:
+        if row_role(record) != METHOD or len(history) < 3 or "target_test_acc" not in history:
             continue
         truth = history["target_test_acc"]
         for name, rule in RULES.items():
@@ -229,11 +248,11 @@ def shallow_baselines(records: list[dict], runs: Path) -> pd.DataFrame:
     stored = Path(runs) / BASELINES_FILE
     kept = json.loads(stored.read_text()) if stored.is_file() else {}
     if kept.get("key") != key:
-        directions = sorted({r["direction"] for r in records})
+        languages = {(r.get("source_language"), r.get("target_language")) for r in records}
         results = [
             row
-            for d in directions
-            for row in direction_baselines(cache_dir, d[:2], d[3:], normalization, features)
+            for source, target in sorted(languages - {(None, None)})
+            for row in direction_baselines(cache_dir, source, target, normalization, features)
         ]
         kept = {"key": key, "results": results}
         stored.write_text(json.dumps(kept, indent=2))
@@ -243,6 +262,7 @@ def shallow_baselines(records: list[dict], runs: Path) -> pd.DataFrame:
             for metric in ("target_acc", "target_f1"):
                 rows.append(
                     {
+                        "role": BASELINE,
                         "method": result["method"],
                         "encoder": "pooled stats",
                         "direction": result["direction"],
@@ -261,7 +281,9 @@ def write_tables(runs: Path, out: Path, rule: str = DEFAULT_RULE) -> str:
     selected = get_rule(rule)
     records = read_records(runs)
     frame = collect_records(records)
-    summary = pd.concat([summarize(frame), shallow_baselines(records, runs)], ignore_index=True)
+    titles = directions(records)
+    trained = summarize(frame)
+    summary = pd.concat([trained, shallow_baselines(records, runs)], ignore_index=True)
     seeds = int(frame.groupby(["method", "encoder", "direction"])["seed"].nunique().max())
     mixed = frame.groupby(["method", "encoder", "direction"])["settings"].nunique()
     mixed = mixed[mixed > 1]
@@ -277,13 +299,13 @@ def write_tables(runs: Path, out: Path, rule: str = DEFAULT_RULE) -> str:
         cells = ", ".join(f"{m}_{e}_{d}" for m, e, d in mixed.index)
         parts.append(f"**Warning:** runs of different settings are mixed in: {cells} (rerun `sed-uda grid`).")
     parts += [
-        main_table(summary, rule),
+        main_table(summary, rule, titles),
         "### Gap closed: (acc − best no-adaptation acc) / (upper bound acc − best no-adaptation acc)",
-        "No-adaptation models: source-only rows and the pooled logistic regressions; upper bound: the best "
-        "target-supervised row.",
-        gap_table(gap_closed(summary, rule)),
+        "No-adaptation models: the baseline rows (trained without adaptation, and the pooled logistic "
+        "regressions); upper bound: the best row trained on target labels.",
+        gap_table(gap_closed(summary, rule, titles), titles),
         "### Selection rules side by side (mean target test accuracy)",
-        rules_table(summary),
+        rules_table(trained, titles),
         "### How well each rule ranks checkpoints",
         "Spearman correlation of the rule's score with target test accuracy over the validated epochs of "
         "each adapting run (mean over runs), and the accuracy lost against the best epoch.",

@@ -3,13 +3,15 @@ and a cell re-runs exactly when one of its config files or the grid's overrides 
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 
 from sed_uda.experiments import grid as grid_module
-from sed_uda.experiments.grid import Cell, GridSpec, load_grid, run_grid
+from sed_uda.experiments.grid import Cell, GridSpec, check_grid, load_grid, run_grid
+from sed_uda.experiments.table import read_records
 from sed_uda.models.selection.rules import RULES
 from tests.conftest import FAST, REPO
 
@@ -56,13 +58,13 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
 
 
 def test_grid_runs_every_cell_then_skips_resumes_and_reruns_what_changed(
-    configs: Path, tiny_cache: Path, tmp_path: Path, calls: list[Path]
+    configs: Path, tiny_cache: Path, tmp_path: Path, calls: list[Path], capsys: pytest.CaptureFixture
 ) -> None:
     spec = _spec(configs, tiny_cache, tmp_path / "runs")
     dann_dir = spec.runs_dir / "dann_cnn1d_en2zh" / "seed0"
     source_dir = spec.runs_dir / "source_only_stats_en2zh" / "seed0"
 
-    records = run_grid(spec, quiet=True)
+    records = run_grid(spec)
     assert calls == [dann_dir, source_dir]
     assert [(r["method"], r["encoder"], r["adapts"]) for r in records] == [
         ("dann", "cnn1d", True),
@@ -75,12 +77,12 @@ def test_grid_runs_every_cell_then_skips_resumes_and_reruns_what_changed(
     first_ids = [r["run_id"] for r in records]
 
     calls.clear()
-    assert [r["run_id"] for r in run_grid(spec, quiet=True)] == first_ids
+    assert [r["run_id"] for r in run_grid(spec)] == first_ids
     assert calls == [], "an unchanged grid must skip every finished cell"
 
     (dann_dir / "record.json").unlink()  # interrupted before its record was written
     calls.clear()
-    run_grid(spec, quiet=True)
+    run_grid(spec)
     assert calls == [dann_dir]
     assert sorted(p.name for p in (dann_dir / "checkpoints").iterdir()) == sorted(
         [f"best-{rule}.ckpt" for rule in RULES] + ["last.ckpt"]
@@ -89,9 +91,33 @@ def test_grid_runs_every_cell_then_skips_resumes_and_reruns_what_changed(
     dann_yaml = configs / "adaptation" / "dann.yaml"
     dann_yaml.write_text(dann_yaml.read_text().replace("weight: 1.0", "weight: 0.5"))
     calls.clear()
-    changed = run_grid(spec, quiet=True)
+    capsys.readouterr()
+    changed = run_grid(spec)
     assert calls == [dann_dir], "a changed config file re-runs the cells that use it, only those"
     assert changed[0]["run_id"] != first_ids[0] and changed[1]["run_id"] == first_ids[1]
+    kept = dann_dir.with_name(f"seed0.outdated-{records[0]['settings_id']}")
+    assert json.loads((kept / "record.json").read_text())["run_id"] == first_ids[0], "the old run is kept"
+    said = " ".join(capsys.readouterr().out.split())  # rich wraps long lines
+    assert f"settings or feature cache changed: to re-run; the old run moves to {kept}" in said
+    assert len(read_records(spec.runs_dir)) == 2, "tables read current runs, not the ones kept aside"
+
+
+def test_a_changed_source_file_of_a_run_reruns_it_and_dry_run_says_so(
+    configs: Path, tiny_cache: Path, tmp_path: Path, calls: list[Path], capsys: pytest.CaptureFixture
+) -> None:
+    spec = _spec(configs, tiny_cache, tmp_path / "runs")
+    spec.cells = spec.cells[:1]  # DANN
+    (record,) = run_grid(spec)
+    assert "sed_uda/adaptation/dann.py" in record["code"] and "sed_uda/models/uda.py" in record["code"]
+    path = spec.runs()[0].run_dir / "record.json"
+    # As if dann.py had been edited since the run: its recorded hash no longer matches the file.
+    path.write_text(json.dumps(record | {"code": record["code"] | {"sed_uda/adaptation/dann.py": "0" * 16}}))
+    capsys.readouterr()
+    check_grid(spec)
+    assert "code changed (sed_uda/adaptation/dann.py): to re-run" in capsys.readouterr().out
+    calls.clear()
+    run_grid(spec)
+    assert calls == [spec.runs()[0].run_dir]
 
 
 def test_a_changed_override_reruns_the_cell(
@@ -99,23 +125,40 @@ def test_a_changed_override_reruns_the_cell(
 ) -> None:
     spec = _spec(configs, tiny_cache, tmp_path / "runs")
     spec.cells = spec.cells[1:]  # the cheap source-only stats cell
-    (first,) = run_grid(spec, quiet=True)
+    (first,) = run_grid(spec)
     spec.overrides = [*spec.overrides, "--model.lr=0.002"]
     calls.clear()
-    (second,) = run_grid(spec, quiet=True)
+    (second,) = run_grid(spec)
     assert len(calls) == 1 and second["run_id"] != first["run_id"]
     assert "--model.lr=0.002" in second["overrides"]
     calls.clear()
-    run_grid(spec, quiet=True)
+    run_grid(spec)
     assert calls == []
 
 
-def test_a_changed_included_config_changes_the_cells_identity(configs: Path, tmp_path: Path) -> None:
+def test_identity_follows_the_resolved_configuration(configs: Path, tmp_path: Path) -> None:
     spec = _spec(configs, tmp_path / "no_cache", tmp_path / "runs")
     before = spec.runs()[0].run_id  # identities are computed when read
-    data = configs / "data" / "en2zh.yaml"
-    data.write_text(data.read_text().replace("batch_size: 64", "batch_size: 7"))
-    assert "batch_size: 7" in data.read_text() and spec.runs()[0].run_id != before
+    trainer = configs / "trainer" / "cpu.yaml"  # included by the experiment config
+    trainer.write_text(trainer.read_text().replace("log_every_n_steps: 10", "log_every_n_steps: 7"))
+    changed = spec.runs()[0].run_id
+    assert "log_every_n_steps: 7" in trainer.read_text() and changed != before
+    data = configs / "data" / "en2zh.yaml"  # a value the grid's overrides replace, and a comment
+    data.write_text("# edited\n" + data.read_text().replace("batch_size: 64", "batch_size: 7"))
+    assert spec.runs()[0].run_id == changed, "the resolved configuration is the same: so is the run"
+
+
+def test_identity_follows_the_cache_content_not_its_place(
+    configs: Path, cache_copy: Path, tmp_path: Path
+) -> None:
+    spec = _spec(configs, cache_copy, tmp_path / "runs")
+    before = spec.runs()[0].run_id
+    meta_path = cache_copy / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps(meta | {"corpus_root": "/moved/elsewhere", "created": "2030-01-01"}))
+    assert spec.runs()[0].run_id == before
+    meta_path.write_text(json.dumps(meta | {"corpus_hash": "another corpus"}))
+    assert spec.runs()[0].run_id != before
 
 
 def test_seeds_of_a_cell_share_its_settings_but_not_its_identity(

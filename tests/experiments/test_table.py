@@ -120,3 +120,29 @@ def test_table_warns_when_settings_are_mixed(tmp_path: Path) -> None:
 def test_table_without_runs_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="sed-uda grid"):
         write_tables(tmp_path, tmp_path / "out.md")
+
+
+def test_table_takes_directions_languages_and_roles_from_the_records(tmp_path: Path) -> None:
+    """Names the table has never seen: a German -> French direction, rows called anything."""
+    rows = {"plain": ("baseline", 0.40), "my_method": ("method", 0.55), "oracle_model": ("upper bound", 0.90)}
+    for method, (role, acc) in rows.items():
+        run = tmp_path / "runs" / method
+        run.mkdir(parents=True)
+        tests = {"de2fr/test/target_acc": acc, "de2fr/test/target_f1": acc}
+        record = {
+            "method": method,
+            "encoder": "enc",
+            "direction": "de2fr",
+            "source_language": "de",
+            "target_language": "fr",
+            "role": role,
+            "seed": 0,
+            "selection": {rule: {"test": tests} for rule in RULES},
+        }
+        (run / "record.json").write_text(json.dumps(record))
+    text = write_tables(tmp_path / "runs", tmp_path / "results.md", rule="target_im")
+    lines = text.splitlines()
+    assert "| Method | Encoder | de->fr Acc | de->fr F1 |" in lines
+    body = [line.split(" | ")[0] for line in lines if line.startswith("| ") and "enc |" in line][:3]
+    assert body == ["| plain", "| my_method", "| oracle_model (upper bound)"]
+    assert "| my_method | enc | +0.30 |" in lines, "gap closed: (0.55 - 0.40) / (0.90 - 0.40)"

@@ -124,7 +124,9 @@ def test_resnet50_loads_an_imagenet_state_dict(tmp_path: Path) -> None:
 
 def test_resnet50_bad_weight_files_fail_clearly(tmp_path: Path) -> None:
     missing = tmp_path / "missing.pt"
-    with pytest.raises(FileNotFoundError, match="missing.pt"):
+    with pytest.raises(
+        FileNotFoundError, match="missing.pt does not exist; check --model.encoder.init_args.weights_path"
+    ):
         ResNet50Encoder(weights_path=str(missing))
 
     garbage = tmp_path / "notes.txt"

@@ -1,0 +1,186 @@
+"""Where a grid's runs execute: here one after another, side by side on this machine, or on SLURM.
+
+Side by side and on SLURM both go through `submitit` (Meta's job launcher): its local executor starts
+each run as its own process on this machine, its SLURM executor submits each run as a batch job, and
+the grid waits on both the same way. An engine that exists and is tested keeps the home-made parts to
+the one loop below (at most `jobs` runs in flight). Choose one in a grid config by class path:
+
+    launcher: {class_path: sed_uda.experiments.launchers.Slurm, init_args: {partition: cpu, cpus_per_task: 4}}
+
+or on the command line: `sed-uda grid --jobs 2` (local) and `--launcher slurm`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from sed_uda.errors import BadArgument
+
+Outcome = tuple[Any, dict | None, str | None]
+"""(item, what the job returned, or None and why it failed in one line)."""
+
+
+class Launcher:
+    """Runs `job(item, threads)` for every item; yields each outcome as its job ends.
+
+    `threads` is the torch thread count each run gets (it is stored in the run's record).
+    """
+
+    jobs: int | None = 1
+
+    def threads(self) -> int | None:
+        return None
+
+    def launch(self, job: Callable[..., dict], items: Sequence[Any], folder: Path) -> Iterator[Outcome]:
+        raise NotImplementedError
+
+
+class InProcess(Launcher):
+    """One run after another in this process (the default); an error stops the grid where it happens."""
+
+    def __init__(self, threads: int | None = None) -> None:
+        self._threads = threads
+
+    def threads(self) -> int | None:
+        return self._threads
+
+    def launch(self, job: Callable[..., dict], items: Sequence[Any], folder: Path) -> Iterator[Outcome]:
+        for item in items:
+            yield item, job(item, self._threads), None
+
+
+class _Submitit(Launcher):
+    """At most `jobs` submitit jobs in flight; Ctrl-C cancels the ones in flight (their claims are freed
+    by their end; finished runs stay)."""
+
+    poll_seconds = 1.0
+
+    def executor(self, folder: Path):  # noqa: ANN201 - a submitit executor
+        raise NotImplementedError
+
+    def launch(self, job: Callable[..., dict], items: Sequence[Any], folder: Path) -> Iterator[Outcome]:
+        executor = self.executor(folder)
+        waiting, running = list(items), []
+        try:
+            while waiting or running:
+                while waiting and (self.jobs is None or len(running) < self.jobs):
+                    item = waiting.pop(0)
+                    running.append((item, executor.submit(job, item, self.threads())))
+                finished = [(item, submitted) for item, submitted in running if submitted.done()]
+                for item, submitted in finished:
+                    running.remove((item, submitted))
+                    yield (item, *_outcome(submitted))
+                if not finished:
+                    time.sleep(self.poll_seconds)
+        except BaseException:
+            for _, submitted in running:
+                submitted.cancel(check=False)
+            raise
+
+
+def _outcome(submitted) -> tuple[dict | None, str | None]:  # noqa: ANN001 - a submitit Job
+    """The job's result, or its error's last line and where its log is."""
+    error = submitted.exception()
+    if error is None:
+        return submitted.result(), None
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    return None, f"{lines[-1].strip() if lines else type(error).__name__} (log: {submitted.paths.stderr})"
+
+
+class Local(_Submitit):
+    """`jobs` runs side by side on this machine, each its own process with `threads` torch threads
+    (default: the machine's cores shared out, at least 1)."""
+
+    def __init__(self, jobs: int = 2, threads: int | None = None, timeout_min: int = 24 * 60) -> None:
+        if jobs < 1:
+            raise BadArgument(f"--jobs must be at least 1, got {jobs}")
+        self.jobs, self._threads, self.timeout_min = jobs, threads, timeout_min
+
+    def threads(self) -> int | None:
+        return self._threads or max(1, (os.cpu_count() or 1) // self.jobs)
+
+    def executor(self, folder: Path):  # noqa: ANN201 - a submitit executor
+        import submitit
+
+        executor = submitit.LocalExecutor(folder=folder / "%j")
+        executor.update_parameters(timeout_min=self.timeout_min)
+        return executor
+
+
+class Slurm(_Submitit):
+    """Each run a SLURM batch job of `cpus_per_task` cores (its torch threads); `jobs` caps the runs
+    queued at once (None: all). `slurm` passes any other sbatch setting, e.g. {account: me, qos: low}."""
+
+    poll_seconds = 10.0  # each look asks the cluster (sacct): not every second
+
+    def __init__(
+        self,
+        partition: str | None = None,
+        cpus_per_task: int = 2,
+        mem_gb: float | None = None,
+        time_min: int = 120,
+        jobs: int | None = None,
+        slurm: dict[str, Any] | None = None,
+    ) -> None:
+        self.partition, self.cpus_per_task, self.mem_gb = partition, cpus_per_task, mem_gb
+        self.time_min, self.jobs, self.slurm = time_min, jobs, slurm or {}
+
+    def threads(self) -> int | None:
+        return self.cpus_per_task
+
+    def executor(self, folder: Path):  # noqa: ANN201 - a submitit executor
+        import shutil
+
+        import submitit
+
+        if shutil.which("sbatch") is None:
+            raise BadArgument(
+                "the SLURM launcher needs `sbatch` on this machine's PATH: run the grid on a SLURM login "
+                "node, or use --jobs N to run on this machine (benchmarks/slurm_local.sh starts a one-node "
+                "SLURM for trying it)"
+            )
+        executor = submitit.SlurmExecutor(folder=folder / "%j")
+        settings = {"cpus_per_task": self.cpus_per_task, "time": self.time_min, **self.slurm}
+        if self.partition:
+            settings["partition"] = self.partition
+        if self.mem_gb:
+            settings["mem"] = f"{int(self.mem_gb * 1024)}M"
+        executor.update_parameters(**settings)
+        return executor
+
+
+ALIASES = {"in-process": InProcess, "local": Local, "slurm": Slurm}
+
+
+def make_launcher(config: str | dict | None, jobs: int | None = None) -> Launcher:
+    """A launcher from a name (`local`, `slurm`, `in-process`) or a {class_path, init_args} block;
+    `jobs` (from `--jobs`) sets how many runs are in flight, and alone means `local` when above 1."""
+    if config is None:
+        config = "local" if jobs and jobs > 1 else "in-process"
+    if isinstance(config, str):
+        if config not in ALIASES:
+            raise BadArgument(f"unknown launcher {config!r}; choose one of {', '.join(ALIASES)}")
+        config = {"class_path": f"{__name__}.{ALIASES[config].__name__}"}
+    class_path = str(config.get("class_path", ""))
+    module_name, _, class_name = class_path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError, ValueError):
+        raise BadArgument(f"launcher class_path {class_path!r} does not name a class") from None
+    init_args = dict(config.get("init_args") or {})
+    if jobs is not None and "jobs" in _parameters(cls):
+        init_args["jobs"] = jobs
+    elif jobs not in (None, 1):
+        raise BadArgument(f"--jobs does not apply to the {class_name} launcher (it runs one run at a time)")
+    return cls(**init_args)
+
+
+def _parameters(cls: type) -> set[str]:
+    import inspect
+
+    return set(inspect.signature(cls).parameters)

@@ -1,0 +1,160 @@
+"""`sed-uda grid --jobs N` / launchers: runs side by side in their own processes with their own thread
+count, claims that keep two grids from training one run twice, and what the command says."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sed_uda.cli import main
+from sed_uda.experiments import grid as grid_module
+from sed_uda.experiments.claims import claim, claim_path
+from sed_uda.experiments.grid import Cell, GridSpec, run_grid
+from sed_uda.experiments.launchers import Local, make_launcher
+from tests.conftest import FAST, REPO
+
+
+def _spec(tiny_cache: Path, runs_dir: Path) -> GridSpec:
+    """Two cheap runs: the source-only stats encoder in both directions."""
+    configs = REPO / "configs"
+    return GridSpec(
+        name="tiny",
+        runs_dir=runs_dir,
+        cells=[Cell(configs / "adaptation" / "source_only.yaml", configs / "encoder" / "stats.yaml")],
+        directions={d: configs / "experiment" / f"{d}.yaml" for d in ("en2zh", "zh2en")},
+        overrides=[*FAST, f"--data.cache_dir={tiny_cache}", "--trainer.max_epochs=1"],
+    )
+
+
+def _meet(item: str, threads: int | None, folder: str) -> dict:
+    """A job that says it started, then waits (up to a minute) for the other job to start too."""
+    Path(folder, f"{item}.started").touch()
+    other = Path(folder, f"{'b' if item == 'a' else 'a'}.started")
+    deadline = time.monotonic() + 60
+    while not other.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return {"met": other.exists(), "threads": threads}
+
+
+def test_local_launcher_runs_jobs_at_the_same_time_in_their_own_processes(tmp_path: Path) -> None:
+    from functools import partial
+
+    launcher = Local(jobs=2, threads=1)
+    outcomes = list(launcher.launch(partial(_meet, folder=str(tmp_path)), ["a", "b"], tmp_path / "jobs"))
+    assert sorted(item for item, _, _ in outcomes) == ["a", "b"]
+    assert all(error is None and result == {"met": True, "threads": 1} for _, result, error in outcomes)
+
+
+def test_grid_with_jobs_records_each_runs_thread_count(tiny_cache: Path, tmp_path: Path, capsys) -> None:
+    spec = _spec(tiny_cache, tmp_path / "runs")
+    records = run_grid(spec, launcher=make_launcher(None, jobs=2))
+    assert [r["direction"] for r in records] == ["en2zh", "zh2en"]
+    threads = max(1, (os.cpu_count() or 1) // 2)
+    assert [r["threads"] for r in records] == [threads, threads]
+    out = capsys.readouterr().out
+    said = f"{threads} torch thread" + ("s" if threads > 1 else "")
+    assert f"2 runs to do, 2 at a time, {said} each" in out
+    assert len(re.findall(rf"target acc \d\.\d{{3}} \(\d+ s fit, {said}\)", out)) == 2
+    capsys.readouterr()
+    assert run_grid(spec, launcher=make_launcher(None, jobs=2)) == records
+    assert capsys.readouterr().out.count("done already, skipped") == 2
+
+
+def test_a_run_claimed_by_a_live_process_is_left_to_it(
+    tiny_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    trained: list[Path] = []
+    monkeypatch.setattr(
+        grid_module, "run_experiment", lambda configs, run_dir, *a, **k: trained.append(run_dir)
+    )
+    spec = _spec(tiny_cache, tmp_path / "runs")
+    spec.directions.pop("zh2en")
+    (run,) = spec.runs()
+    with claim(run.run_dir):  # as another grid process training it now
+        assert run_grid(spec) == []
+    assert trained == []
+    assert re.search(r"being run by process \d+ on \S+ since \d\d:\d\d, skipped", capsys.readouterr().out)
+
+
+def test_the_claim_of_a_dead_process_is_taken_over(tiny_cache: Path, tmp_path: Path) -> None:
+    spec = _spec(tiny_cache, tmp_path / "runs")
+    spec.directions.pop("zh2en")
+    (run,) = spec.runs()
+    run.run_dir.mkdir(parents=True)
+    (run.run_dir / "half-written.ckpt").write_text("")  # what a killed grid leaves
+    claim_path(run.run_dir).write_text(json.dumps({"host": "here", "pid": 999999999, "since": 0}))
+    (record,) = run_grid(spec)
+    assert record["run_id"] == run.run_id and not (run.run_dir / "half-written.ckpt").exists()
+
+
+def _error(argv: list[str], capsys) -> tuple[int, str]:
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    return exit_.value.code, capsys.readouterr().err
+
+
+def test_an_experiment_config_given_to_grid_is_named_in_one_line(capsys, monkeypatch) -> None:
+    monkeypatch.chdir(REPO)
+    status, err = _error(["grid", "--config", "configs/experiment/en2zh.yaml"], capsys)
+    assert status == 2 and "Traceback" not in err
+    assert err.splitlines()[0] == (
+        "sed-uda grid: error: configs/experiment/en2zh.yaml is an experiment config (for `sed-uda fit "
+        "--config configs/experiment/en2zh.yaml`), not a grid config; a grid config lists cells and "
+        "directions, e.g. configs/grid/demo.yaml"
+    )
+
+
+def test_slurm_without_sbatch_says_what_to_do(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    spec = _spec(tmp_path / "cache", tmp_path / "runs")
+    with pytest.raises(Exception, match="needs `sbatch` on this machine's PATH"):
+        list(make_launcher("slurm").launch(print, spec.runs(), tmp_path / "jobs"))
+
+
+def test_grid_help_names_files_that_exist(capsys, monkeypatch) -> None:
+    monkeypatch.chdir(REPO)
+    with pytest.raises(SystemExit):
+        main(["grid", "--help"])
+    text = capsys.readouterr().out
+    named = set(re.findall(r"configs/[\w/]+\.yaml", text))
+    assert "configs/grid/methods_speaker.yaml" in named
+    assert all((REPO / path).is_file() for path in named), named
+
+
+def test_grid_is_quiet_about_wandb_by_itself(tiny_cache: Path, tmp_path: Path) -> None:
+    """`sed-uda grid` run directly, W&B offline (local files only) and no WANDB_SILENT set."""
+    configs = REPO / "configs"
+    grid = {
+        "name": "tiny",
+        "runs_dir": str(tmp_path / "runs"),
+        "cells": [
+            {
+                "adaptation": str(configs / "adaptation/source_only.yaml"),
+                "encoder": str(configs / "encoder/stats.yaml"),
+            }
+        ],
+        "directions": {"en2zh": str(configs / "experiment/en2zh.yaml")},
+        "overrides": [*FAST, f"--data.cache_dir={tiny_cache}", "--trainer.max_epochs=1"],
+    }
+    (tmp_path / "grid.yaml").write_text(json.dumps(grid))
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_SILENT"} | {"WANDB_MODE": "offline"}
+    done = subprocess.run(
+        [sys.executable, "-m", "sed_uda.cli", "grid", "--config", "grid.yaml"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    assert list((tmp_path / "runs").rglob("offline-run-*")), "W&B did log the run"
+    assert "wandb" not in (done.stdout + done.stderr).lower(), done.stdout + done.stderr
+    assert "target acc" in done.stdout
