@@ -10,7 +10,11 @@ from lightning.pytorch.callbacks import Callback
 
 
 class InterruptAt(Callback):
-    """Send this process `signal_name` once `global_step` reaches `step` (mid-epoch if step is)."""
+    """Send this process `signal_name` once `global_step` reaches `step` (mid-epoch if step is).
+
+    SIGINT is raised as the KeyboardInterrupt Python's SIGINT handler raises, here and now: a signal is
+    handled at the next bytecode boundary, which on a busy machine can fall where Python swallows it
+    (a finaliser), so the run would go on."""
 
     def __init__(self, step: int, signal_name: str = "SIGKILL") -> None:
         self.step = step
@@ -18,4 +22,6 @@ class InterruptAt(Callback):
 
     def on_train_batch_end(self, trainer: pl.Trainer, *args: object) -> None:
         if trainer.global_step == self.step:
+            if self.signal == signal.SIGINT:
+                raise KeyboardInterrupt
             os.kill(os.getpid(), self.signal)
