@@ -10,11 +10,7 @@ from lightning.pytorch.callbacks import Callback
 
 
 class InterruptAt(Callback):
-    """Send this process `signal_name` once `global_step` reaches `step` (mid-epoch if step is).
-
-    SIGINT is raised as the KeyboardInterrupt Python's SIGINT handler raises, here and now: a signal is
-    handled at the next bytecode boundary, which on a busy machine can fall where Python swallows it
-    (a finaliser), so the run would go on."""
+    """Send this process `signal_name` once `global_step` reaches `step` (mid-epoch if step is)."""
 
     def __init__(self, step: int, signal_name: str = "SIGKILL") -> None:
         self.step = step
@@ -22,6 +18,6 @@ class InterruptAt(Callback):
 
     def on_train_batch_end(self, trainer: pl.Trainer, *args: object) -> None:
         if trainer.global_step == self.step:
-            if self.signal == signal.SIGINT:
-                raise KeyboardInterrupt
+            if self.signal == signal.SIGINT:  # as from a terminal, even if this process inherited it ignored
+                signal.signal(signal.SIGINT, signal.default_int_handler)
             os.kill(os.getpid(), self.signal)
