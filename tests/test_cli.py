@@ -152,6 +152,7 @@ def test_training_options_accept_dashes_in_names_only(capsys: pytest.CaptureFixt
     assert printed["data"]["cache_dir"] == "my-cache_dir"
 
 
+@pytest.mark.slow
 def test_print_config_shows_composed_experiment_without_warnings(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "sed_uda.cli", "fit", *RESNET, "--print_config"],
@@ -200,6 +201,7 @@ def test_config_values_refused_by_a_class_are_one_line(tiny_cache: Path, tmp_pat
     assert status == 1 and f"{tmp_path / 'no-cache'}" in one_line(err, "fit") and "sed-uda prepare" in err
 
 
+@pytest.mark.slow
 def test_prepare_on_missing_corpus_is_a_clear_error(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "sed_uda.cli", "prepare", "--root", str(tmp_path / "nope")]
@@ -345,6 +347,7 @@ def test_grid_without_a_config_says_how_to_give_one(capsys: pytest.CaptureFixtur
     assert status == 2 and "sed-uda grid --config configs/grid/" in one_line(err, "grid")
 
 
+@pytest.mark.slow
 def test_grid_dry_run_resolves_every_run_without_training(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:

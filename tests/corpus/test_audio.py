@@ -39,6 +39,7 @@ def test_good_file_round_trips(tmp_path: Path) -> None:
     assert audio_duration(path) == pytest.approx(0.5)
 
 
+@pytest.mark.slow
 def test_stereo_44k1_is_downmixed_and_resampled(tmp_path: Path) -> None:
     path = tmp_path / "stereo.wav"
     left = _tone(0.5, rate=44_100)

@@ -239,6 +239,7 @@ def test_killed_rebuild_leaves_the_old_cache_valid(
     )
 
 
+@pytest.mark.slow
 def test_two_workers_write_the_same_cache_as_one(corpus: Path, tmp_path: Path) -> None:
     prepare_cache(corpus, tmp_path / "one", workers=1)
     prepare_cache(corpus, tmp_path / "two", workers=2)
