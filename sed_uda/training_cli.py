@@ -20,7 +20,8 @@ import torch
 from jsonargparse import Namespace
 from jsonargparse.typing import import_object
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch import Trainer
+from lightning.pytorch import Callback, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
 from sed_uda.callbacks.checkpoint import LastCheckpoint, SelectionCheckpoint
@@ -134,10 +135,14 @@ class SedUdaCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs) -> Trainer:  # noqa: ANN003 - LightningCLI's signature
         """The configured trainer plus `last.ckpt` beside the selection checkpoints, the random and logger
-        state a resumed run needs, (predict) the predictions CSV writer, and a quiet W&B start."""
+        state a resumed run needs, (predict) the predictions CSV writer, and a quiet W&B start.
+
+        `last.ckpt` replaces the ModelCheckpoint Lightning adds when it sees none at construction (it
+        would write a full `epoch=N-step=M.ckpt` every epoch into the logger's folder)."""
         trainer = super().instantiate_trainer(**kwargs)
         drop_anonymous_setting(trainer)
         config = self.config[self.subcommand] if self.subcommand else self.config
+        trainer.callbacks = [cb for cb in trainer.callbacks if not _lightning_default_checkpoint(cb)]
         trainer.callbacks += [LastCheckpoint(dirpath=config.selection.dirpath), ResumeState()]
         if self.subcommand == "predict":
             trainer.callbacks.append(PredictionWriter())
@@ -197,6 +202,14 @@ class SedUdaCLI(LightningCLI):
         except (ValueError, MisconfigurationException) as error:
             raise ConfigError(f"invalid configuration: {error}") from error
 
+    def fit(self, **kwargs) -> None:  # noqa: ANN003 - trainer.fit's arguments
+        """`trainer.fit`; a configuration Lightning refuses once it has read the checkpoint (e.g. fewer
+        `max_epochs` than the resumed run has done) is a ConfigError naming the checkpoint."""
+        try:
+            self.trainer.fit(**kwargs)
+        except MisconfigurationException as error:
+            raise ConfigError(f"{kwargs.get('ckpt_path')}: invalid configuration: {error}") from error
+
     def validate(self, **kwargs) -> None:  # noqa: ANN003 - trainer.validate's arguments
         """`trainer.validate`, printing each metric once."""
         _print_metrics("validate", self.trainer.validate(**{**kwargs, "verbose": False}), kwargs["verbose"])
@@ -235,6 +248,10 @@ def pooled_inputs(encoder: Namespace | None, augment: Namespace | None, adaptati
 
 def _module_name(class_path: str) -> str:
     return class_path.rsplit(".", 2)[-2]
+
+
+def _lightning_default_checkpoint(callback: Callback) -> bool:
+    return type(callback) is ModelCheckpoint and callback.dirpath is None
 
 
 def checkpoint_config(args: Sequence[str]) -> dict | None:

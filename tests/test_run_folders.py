@@ -42,6 +42,11 @@ def finished_run(tiny_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     return run
 
 
+def test_a_fit_writes_only_its_own_checkpoints(finished_run: Path) -> None:
+    checkpoints = sorted(str(path.relative_to(finished_run)) for path in finished_run.rglob("*.ckpt"))
+    assert checkpoints == ["checkpoints/best-target_im.ckpt", "checkpoints/last.ckpt"]
+
+
 def test_test_and_predict_work_from_the_checkpoint_alone(
     finished_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -102,6 +107,11 @@ def test_default_run_folders_are_new_for_every_fit_and_last_resumes_the_newest(
     assert _files(runs / "dann_cnn1d_en2zh") == first
     metrics = pd.read_csv(runs / "dann_cnn1d_en2zh-2" / "csv" / "version_0" / "metrics.csv")
     assert sorted(metrics["epoch"].dropna().unique()) == [0, 1]
+    fewer = [*_fit(tiny_cache), "--trainer.max_epochs=0", "--ckpt_path", "last"]  # than the run has done
+    status, _, err = sed_uda(fewer, capsys)
+    line = err.strip().splitlines()[-1]  # after Lightning's warnings where pytest does not capture them
+    assert status == 1 and "dann_cnn1d_en2zh-2/checkpoints/last.ckpt: invalid configuration" in line
+    assert "max_epochs=0" in line
 
 
 def test_ckpt_path_last_without_a_checkpoint_is_refused(
