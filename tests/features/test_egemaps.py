@@ -51,6 +51,7 @@ def test_prepare_fit_classify_with_egemaps(name: str, tiny_corpus: Path, tmp_pat
             *FAST,
             "--data.crop_frames=512",
             "--trainer.max_epochs=1",
+            "--data.normalization=global",  # classify then needs no speaker names
         ]
     )
     ckpt = run / "checkpoints" / "last.ckpt"

@@ -87,6 +87,7 @@ def test_prepare_fit_classify_with_a_local_model(
             f"--trainer.default_root_dir={run}",
             *FAST,
             "--trainer.max_epochs=1",
+            "--data.normalization=global",  # classify then needs no speaker names
         ]
     )
     ckpt = run / "checkpoints" / "last.ckpt"
