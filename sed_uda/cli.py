@@ -56,7 +56,7 @@ Data and experiments:
   grid      run a grid of experiments (methods x encoders x directions x seeds), resumable
   table     collect runs into the poster-shaped results table (mean +- std over seeds)
   demo      the whole study on the bundled corpus: synth, prepare, grid, table
-  classify  emotion of new recordings (wav/flac) with a trained checkpoint
+  classify  emotion of new recordings (wav, flac, mp3, ogg, ...) with a trained checkpoint
 Training (LightningCLI):
   fit | validate | test | predict --config configs/experiment/<name>.yaml
 

@@ -250,24 +250,26 @@ def classify(
     paths: list[str],
     ckpt: str | None = None,
     out: str | None = None,
-    speaker_from: Literal["parent-folder", "file"] | None = None,
+    speaker_from: str | None = None,
     batch_size: int = 64,
     device: str = "cpu",
 ) -> None:
-    """Predict the emotion of recordings (wav/flac, any sample rate and channels) with a trained checkpoint.
+    """Predict the emotion of recordings (wav, flac, mp3, ogg, ...; any sample rate and channels).
 
     Prints file, emotion, confidence and every class's probability; a bad file is reported and skipped,
-    and the command then exits non-zero.
+    and the command then exits with status 1.
 
     Args:
-        paths: wav/flac files, or folders searched recursively.
+        paths: Audio files, or folders searched recursively.
         ckpt: Checkpoint written by `sed-uda fit` (e.g. runs/fit/<run>/checkpoints/best-target_im.ckpt).
         out: Also write the predictions to this .csv or .json file.
-        speaker_from: Models trained with per-speaker normalisation only: pool statistics over each
-            folder's recordings ("parent-folder": one folder per speaker) or use each file's own ("file",
-            the default). Models with global normalisation use the statistics stored in the checkpoint.
+        speaker_from: Models trained with per-speaker normalisation only, where it is required: who speaks
+            in each recording. "parent-folder": one folder per speaker, enrolled from the folder's
+            recordings; or a .csv file with columns file (or path) and speaker (a cache's manifest.csv
+            is one): training speakers use the statistics stored in the checkpoint, others are enrolled
+            from their recordings. Models with utterance or global normalisation need no speaker.
         batch_size: Recordings per forward pass.
-        device: "cpu" or "cuda".
+        device: "cpu", "cuda" (or "gpu"), "cuda:N".
     """
     from sed_uda.inference.classify import classify_recordings
 

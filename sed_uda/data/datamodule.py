@@ -31,7 +31,9 @@ from sed_uda.errors import CheckpointMismatch
 from sed_uda.features.config import FEATURE_NAMES, FeatureConfig
 from sed_uda.features.store import CacheError, load_cache, read_meta
 
-NORMALIZATIONS: tuple[str, ...] = ("global", "speaker", "none")
+NORMALIZATIONS: tuple[str, ...] = ("global", "speaker", "utterance", "none")
+STATISTICS_SPLITS: tuple[str, ...] = ("train", "val")
+"""Splits whose audio gives a speaker's statistics: never the test split, which is only evaluated."""
 
 STAGE_SPLITS: dict[str | None, tuple[str, ...]] = {
     "fit": ("train", "val", "test"),
@@ -64,7 +66,7 @@ class CrossLingualDataModule(LightningDataModule):
         features: Sequence[str] = FEATURE_NAMES,
         crop_frames: int = 128,
         max_eval_frames: int = 1024,
-        normalization: Literal["global", "speaker", "none"] = "global",
+        normalization: Literal["global", "speaker", "utterance", "none"] = "global",
         batch_size: int = 64,
         eval_batch_size: int = 128,
         steps_per_epoch: int | None = None,
@@ -87,7 +89,11 @@ class CrossLingualDataModule(LightningDataModule):
             max_eval_frames: Longest evaluation input; longer utterances are centre-cropped.
             normalization: "global": per-channel mean/std of the source train frames, in every method
                 (target_supervised too, so all methods see identical inputs); "speaker": each speaker
-                standardised by the mean/std of their own frames (all splits; uses no labels); "none".
+                standardised by the mean/std of their own train and val frames (no labels, no test
+                audio; prediction needs the speaker's statistics: stored in the checkpoint, or enrolled
+                from other recordings of the speaker); "utterance": each utterance by its own mean/std,
+                so one recording alone can be classified (not for the stats encoder: its pooled
+                mean/std would be the same for every utterance); "none".
             batch_size: Utterances per training batch, per side.
             eval_batch_size: Utterances per evaluation batch.
             steps_per_epoch: Training batches per epoch; default ceil(labelled train / batch_size).
@@ -130,6 +136,7 @@ class CrossLingualDataModule(LightningDataModule):
         self.offsets: Tensor | None = None
         self.manifest: pd.DataFrame | None = None
         self.normalization_stats: ChannelStats | None = None
+        self.speakers: list[str] = []
         self.inputs: tuple[Tensor, Tensor] | None = None
         """What batches are gathered from: (frames, offsets), or pooled statistics with one "frame" per
         utterance."""
@@ -289,8 +296,21 @@ class CrossLingualDataModule(LightningDataModule):
         """Group of every utterance and the utterances each group's statistics come from."""
         if self.normalization == "global":
             return np.zeros(len(self.manifest), dtype=np.int64), [self.rows(self.source, "train")]
+        if self.normalization == "utterance":
+            rows = np.arange(len(self.manifest))
+            return rows, list(rows[:, None])
         speakers, names = pd.factorize(self.manifest["speaker"])
-        return speakers, [np.flatnonzero(speakers == group) for group in range(len(names))]
+        self.speakers = [str(name) for name in names]
+        usable = self.manifest["split"].isin(STATISTICS_SPLITS).to_numpy()
+        members = [np.flatnonzero((speakers == group) & usable) for group in range(len(names))]
+        missing = [self.speakers[g] for g, rows in enumerate(members) if len(rows) == 0]
+        if missing:
+            raise CacheError(
+                f"{self.cache_dir}: speakers {missing} have no {' or '.join(STATISTICS_SPLITS)} utterances "
+                "to compute their statistics from (test audio is never used); "
+                "choose --data.normalization utterance or global"
+            )
+        return speakers, members
 
     def labels(self, rows: np.ndarray) -> Tensor:
         """Emotion indices of manifest rows (training and scoring; never served to the unlabelled side)."""
@@ -322,15 +342,25 @@ class CrossLingualDataModule(LightningDataModule):
 
     def state_dict(self) -> dict[str, object]:
         """The recipe, librosa's version, the evaluation crop and the normalisation statistics: the
-        source-train mean/std (global) or none (speaker: statistics come from each speaker's own audio)."""
-        stats = self.normalization_stats if self.normalization == "global" else None
+        source-train mean/std (global), every training speaker's train+val mean/std with their names
+        (speaker), or none (utterance, none)."""
         return {
             **self.recipe(),
             "librosa_version": read_meta(self.cache_dir).get("librosa_version"),
             "max_eval_frames": self.max_eval_frames,
-            "normalization_stats": None
-            if stats is None
-            else {"mean": torch.from_numpy(stats.mean[0]), "std": torch.from_numpy(stats.std[0])},
+            "normalization_stats": self._stored_stats(),
+        }
+
+    def _stored_stats(self) -> dict[str, object] | None:
+        stats = self.normalization_stats
+        if stats is None or self.normalization not in ("global", "speaker"):
+            return None
+        if self.normalization == "global":
+            return {"mean": torch.from_numpy(stats.mean[0]), "std": torch.from_numpy(stats.std[0])}
+        return {
+            "speakers": self.speakers,
+            "mean": torch.from_numpy(stats.mean),
+            "std": torch.from_numpy(stats.std),
         }
 
     def load_state_dict(self, state_dict: dict[str, object]) -> None:

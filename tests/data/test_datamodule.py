@@ -133,14 +133,39 @@ def test_global_normalisation_uses_source_train_frames_only(random_cache: Path) 
     assert target.mean() < -1  # Mandarin frames sit far below the English statistics
 
 
-def test_speaker_normalisation_standardises_each_speaker(random_cache: Path) -> None:
+def test_speaker_normalisation_standardises_each_speaker_by_their_train_and_val_audio(
+    random_cache: Path,
+) -> None:
     dm = datamodule(random_cache, normalization="speaker")
     frames, offsets, manifest = dm.frames.double().numpy(), dm.offsets.numpy(), dm.manifest
     for speaker in SPEAKERS:
-        rows = np.flatnonzero(manifest["speaker"] == speaker)
+        rows = np.flatnonzero((manifest["speaker"] == speaker) & (manifest["split"] != "test"))
         values = np.concatenate([frames[offsets[r] : offsets[r + 1]] for r in rows])
         np.testing.assert_allclose(values.mean(axis=0), 0, atol=5e-3)
         np.testing.assert_allclose(values.std(axis=0), 1, atol=5e-3)
+    assert dm.speakers == list(SPEAKERS) and dm.state_dict()["normalization_stats"]["speakers"] == dm.speakers
+
+
+def test_speaker_statistics_never_see_the_test_split(tmp_path: Path) -> None:
+    random_cache = write_cache(tmp_path / "cache")
+    before = datamodule(random_cache, normalization="speaker").normalization_stats
+    cache = load_cache(random_cache)
+    features = np.load(random_cache / "features.npy")
+    for row in cache.select(split="test"):
+        features[cache.offsets[row] : cache.offsets[row + 1]] = 50  # test audio changes completely
+    np.save(random_cache / "features.npy", features)
+    after = datamodule(random_cache, normalization="speaker").normalization_stats
+    np.testing.assert_array_equal(before.mean, after.mean)
+    np.testing.assert_array_equal(before.std, after.std)
+
+
+def test_utterance_normalisation_standardises_each_utterance_alone(random_cache: Path) -> None:
+    dm = datamodule(random_cache, normalization="utterance")
+    frames, offsets = dm.frames.double().numpy(), dm.offsets.numpy()
+    for row in range(0, len(offsets) - 1, 5):
+        values = frames[offsets[row] : offsets[row + 1]]
+        np.testing.assert_allclose(values.mean(axis=0), 0, atol=5e-3)
+    assert dm.state_dict()["normalization_stats"] is None and dm.state_dict()["normalization"] == "utterance"
 
 
 def eval_rows(loader: torch.utils.data.DataLoader) -> tuple[list[int], list[int]]:

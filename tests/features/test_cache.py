@@ -101,7 +101,7 @@ def test_load_split_returns_rows_and_float32_arrays_of_one_language_and_split(
 
 
 def _break_files(root: Path) -> tuple[dict[str, str], str]:
-    """Overwrite six corpus wavs: five unusable (path -> expected reason word) and one stereo 44.1 kHz."""
+    """Overwrite seven corpus wavs: six unusable (path -> expected reason word) and one stereo 44.1 kHz."""
     paths = _paths(root)
     t = np.arange(int(0.5 * 44_100)) / 44_100
     tone = 0.3 * np.sin(2 * np.pi * 220 * t)
@@ -113,7 +113,10 @@ def _break_files(root: Path) -> tuple[dict[str, str], str]:
     nan[100] = np.nan
     sf.write(root / paths[4], nan, SR, subtype="FLOAT")
     sf.write(root / paths[5], np.stack([tone, -0.5 * tone], axis=1), 44_100)
+    dither = np.random.default_rng(0).integers(-1, 2, size=2 * SR).astype(np.int16)  # +-1 LSB, 2 s
+    sf.write(root / paths[6], dither, SR, subtype="PCM_16")
     reasons = {paths[0]: "empty", paths[1]: "header", paths[2]: "short", paths[3]: "zero", paths[4]: "nan"}
+    reasons[paths[6]] = "near-silent"
     return reasons, paths[5]
 
 
