@@ -237,8 +237,9 @@ def demo(
     threads: int = 2,
     verbose: bool = False,
 ) -> None:
-    """The whole study on the bundled corpus: synth -> prepare -> the demo grid (DANN, MCC, source-only
-    and the target-supervised bound with the utterance-statistics encoder, both directions) -> table.
+    """The bundled corpus end to end: synth -> prepare -> demo grid (DANN, MCC, both bounds) -> table.
+
+    The demo grid trains the utterance-statistics encoder in both directions, one seed.
 
     Args:
         data: Data folder (corpus in <data>/synth_esd, cache in <data>/cache).

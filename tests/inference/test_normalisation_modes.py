@@ -17,6 +17,7 @@ import sed_uda
 from sed_uda.cli import main
 from sed_uda.inference.classify import classify_recordings
 from sed_uda.inference.model import NeedsSpeaker
+from sed_uda.inference.speakers import SpeakerUnknown
 from tests.inference.test_classify import assert_same_predictions, cache_probabilities, held_out_rows
 
 
@@ -113,3 +114,16 @@ def test_speaker_statistics_in_the_checkpoint_leave_out_test_audio(stats_speaker
     manifest = pd.read_csv(Path(cli.datamodule.cache_dir) / "manifest.csv", dtype=str)
     assert sorted(stored["speakers"]) == sorted(manifest["speaker"].unique())
     assert stored["mean"].shape == (len(stored["speakers"]), cli.datamodule.num_channels)
+
+
+def test_enrolment_needs_several_recordings_and_a_csv_must_name_every_file(
+    stats_speaker_run, tiny_corpus: Path, tmp_path: Path
+) -> None:
+    """One clip's own statistics would give the same answer for every clip: refused, like unnamed files."""
+    _, ckpt = stats_speaker_run
+    clips = sorted(tiny_corpus.rglob("*.wav"))[:2]
+    with pytest.raises(NeedsSpeaker, match="1 recording\\(s\\) to enrol from; give at least 5"):
+        sed_uda.load_model(ckpt).enroll("me", clips[:1])
+    (tmp_path / "speakers.csv").write_text(f"file,speaker\n{clips[0]},me\n")
+    with pytest.raises(SpeakerUnknown, match="1 of 2 recordings are not listed"):
+        classify_recordings(ckpt, clips, speaker_from=str(tmp_path / "speakers.csv"))
