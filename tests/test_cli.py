@@ -69,7 +69,7 @@ def test_overview_lists_every_command(capsys: pytest.CaptureFixture[str]) -> Non
     status, out, _ = sed_uda([], capsys)
     assert status == 0
     listed = re.findall(r"^  ([a-z]+) {2,}\S", out, flags=re.M)
-    assert listed == ["synth", "prepare", "probe", "grid", "table", "demo", "classify"]
+    assert listed == ["synth", "prepare", "probe", "diagnose", "study", "grid", "table", "demo", "classify"]
     assert re.search(r"^  fit \| validate \| test \| predict --config ", out, flags=re.M), out
 
 
