@@ -1,10 +1,13 @@
-"""How fast `sed-uda prepare` is, measured in one run on generated ESD-shaped clips.
+"""How fast `sed-uda prepare` is per front end, measured in one run on generated ESD-shaped clips.
 
-Prints: the speedup of the shared-STFT extractor over four independent librosa calls on the same
-clips; prepare throughput (clips/s) with 1 and 2 worker processes on a fresh cache; the cost of the
-reuse check (hashing every file); and the cache size per hour of audio.
+Prints: the speedup of the shared-STFT librosa front end over four independent librosa calls on the
+same clips; for every front end named (configs/frontend/ names or YAML files), prepare throughput
+(clips/s) with 1 and 2 worker processes on a fresh cache and the cache size per hour of audio; then the
+cost of the reuse check (hashing every file). `--device cuda` runs the front ends that can use a GPU
+(torch, ssl) there, in one process (workers do not apply to them then).
 
-    .venv/bin/python benchmarks/prepare_speed.py [--clips 300] [--seconds 3]
+    .venv/bin/python benchmarks/prepare_speed.py [--clips 300] [--seconds 3] \
+        [--front-ends librosa torch egemaps egemaps_functionals] [--device cpu]
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ import soundfile as sf
 
 from sed_uda.corpus.layout import EMOTION_FOLDERS, EMOTIONS, SAMPLE_RATE, speaker_ids, utterance_number
 from sed_uda.features.cache import prepare_cache
-from sed_uda.features.config import FeatureConfig
-from sed_uda.features.extract import extract_features
-from sed_uda.features.store import FEATURES
+from sed_uda.features.frontends import FrontEnd
+from sed_uda.features.frontends.choose import choose_front_end
+from sed_uda.features.frontends.librosa import LibrosaFrames
+from sed_uda.features.store import FEATURES, read_meta
 
 
 def speechlike(seconds: float, rng: np.random.Generator) -> np.ndarray:
@@ -51,7 +55,7 @@ def write_clips(root: Path, n_clips: int, seconds: float) -> list[np.ndarray]:
     return clips
 
 
-def four_librosa_calls(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
+def four_librosa_calls(y: np.ndarray, config: LibrosaFrames) -> np.ndarray:
     """The same features from independent librosa calls: three STFTs, filterbanks rebuilt each time."""
     common = {"sr": config.sample_rate, "n_fft": config.n_fft, "hop_length": config.hop_length}
     zcr = librosa.feature.zero_crossing_rate(y, frame_length=config.n_fft, hop_length=config.hop_length)
@@ -73,55 +77,72 @@ def best_time(function: Callable[[], object], repeats: int = 3) -> float:
     return min(times)
 
 
-def timed_prepare(root: Path, cache_dir: Path, workers: int) -> float:
+def timed_prepare(root: Path, cache_dir: Path, workers: int, front_end: FrontEnd, device: str) -> float:
     """Seconds for a fresh `prepare_cache` of `root`."""
     start = time.perf_counter()
-    prepare_cache(root, cache_dir, workers=workers)
+    prepare_cache(root, cache_dir, workers=workers, front_end=front_end, device=device)
     return time.perf_counter() - start
+
+
+def front_end_speed(tmp: Path, root: Path, n_clips: int, seconds: float, name: str, device: str) -> None:
+    """Print prepare's clips/s with 1 and 2 workers (one run on the device) and the cache's MB per hour."""
+    front_end = choose_front_end(name)
+    tiny = tmp / "tiny"
+    if not tiny.exists():
+        write_clips(tiny, 2, seconds)
+    worker_counts = (1,) if device != "cpu" else (1, 2)
+    for workers in worker_counts:
+        # fixed cost of a 2-clip prepare: pool start, imports, loading a model
+        startup = timed_prepare(tiny, tmp / f"tiny_{name}_w{workers}", workers, front_end, device)
+        cache_dir = tmp / f"cache_{name}_w{workers}"
+        elapsed = timed_prepare(root, cache_dir, workers, front_end, device)
+        print(
+            f"{name} ({device}), workers={workers}: {elapsed:.2f} s, {n_clips / elapsed:.1f} clips/s "
+            f"({n_clips / max(elapsed - startup, 1e-9):.1f} clips/s without the {startup:.2f} s "
+            "fixed cost of a 2-clip prepare)"
+        )
+    hours = read_meta(cache_dir)["hours"]
+    size_mb = (cache_dir / FEATURES).stat().st_size / 1e6
+    print(f"{name} cache: {size_mb:.1f} MB features, {size_mb / hours:.0f} MB per hour of audio")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=300)
     parser.add_argument("--seconds", type=float, default=3.0, help="mean clip length")
+    parser.add_argument(
+        "--front-ends", nargs="+", default=["librosa", "torch", "egemaps", "egemaps_functionals"]
+    )
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (for the torch and ssl front ends)")
     args = parser.parse_args()
-    config = FeatureConfig()
+    config = LibrosaFrames()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "corpus"
         clips = write_clips(root, args.clips, args.seconds)
         audio_s = sum(len(clip) for clip in clips) / SAMPLE_RATE
-        print(f"{args.clips} clips, {audio_s:.0f} s of audio, feature config {config}")
+        print(f"{args.clips} clips, {audio_s:.0f} s of audio")
 
-        extract_features(clips[0], config)  # build the cached filterbanks outside the timing
-        shared = best_time(lambda: [extract_features(clip, config) for clip in clips])
+        config.extract(clips[0])  # build the cached filterbanks outside the timing
+        shared = best_time(lambda: [config.extract(clip) for clip in clips])
         separate = best_time(lambda: [four_librosa_calls(clip, config) for clip in clips])
-        print(f"extraction: shared STFT {shared:.2f} s, four librosa calls {separate:.2f} s, ", end="")
+        print(
+            f"librosa extraction: shared STFT {shared:.2f} s, four librosa calls {separate:.2f} s, ", end=""
+        )
         print(f"speedup x{separate / shared:.2f}")
 
-        tiny = Path(tmp) / "tiny"
-        write_clips(tiny, 2, args.seconds)
-        for workers in (1, 2):
-            startup = timed_prepare(
-                tiny, Path(tmp) / f"tiny_w{workers}", workers
-            )  # fixed cost: pool, imports
-            cache_dir = Path(tmp) / f"cache_w{workers}"
-            elapsed = timed_prepare(root, cache_dir, workers)
-            print(
-                f"prepare, workers={workers}: {elapsed:.2f} s, {args.clips / elapsed:.1f} clips/s "
-                f"({args.clips / max(elapsed - startup, 1e-9):.1f} clips/s without the {startup:.2f} s "
-                "fixed cost of a 2-clip prepare)"
-            )
+        for name in args.front_ends:
+            front_end = choose_front_end(name)
+            device = args.device if front_end.runs_on_device else "cpu"
+            front_end_speed(Path(tmp), root, args.clips, args.seconds, name, device)
 
-        start = time.perf_counter()
-        cache = prepare_cache(root, cache_dir, workers=1)  # unchanged: hash every file, then reuse
+        first = args.front_ends[0]
+        start = time.perf_counter()  # an unchanged corpus: hash every file, then reuse the cache
+        prepare_cache(root, Path(tmp) / f"cache_{first}_w1", workers=1, front_end=choose_front_end(first))
         reuse_s = time.perf_counter() - start
         corpus_mb = sum(path.stat().st_size for path in root.rglob("*.wav")) / 1e6
         print(
             f"reuse check (hash {corpus_mb:.1f} MB of wav): {reuse_s:.3f} s, {corpus_mb / reuse_s:.0f} MB/s"
         )
-        size_mb = (cache_dir / FEATURES).stat().st_size / 1e6
-        print(f"cache: {size_mb:.1f} MB features for {cache.meta['hours']:.3f} h = ", end="")
-        print(f"{size_mb / cache.meta['hours']:.0f} MB per hour of audio")
 
 
 if __name__ == "__main__":

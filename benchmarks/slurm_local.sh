@@ -85,6 +85,8 @@ overrides: ["--data.cache_dir=data/cache", "--trainer.max_epochs=2", "--data.bat
 launcher: {class_path: sed_uda.experiments.launchers.Slurm, init_args: {cpus_per_task: 1, time_min: 20}}
 EOF
 echo "--- sed-uda grid --config $WORK/grid.yaml (launcher: slurm)"
+echo "(this cluster keeps no accounting database, so submitit warns that sacct failed; it reads each job's"
+echo " result from its files instead)"
 "$SED_UDA" grid --config grid.yaml
 echo "--- SLURM jobs that ran (submitit folders) and where each record says it ran"
 ls runs/slurm_check/.submitit

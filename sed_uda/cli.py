@@ -10,13 +10,13 @@ This module stays light to import (no torch): worker processes of `synth` and `p
 
 from __future__ import annotations
 
-import re
 import sys
 import typing
 from collections.abc import Callable, Sequence
 
 from sed_uda.commands import classify, demo, diagnose, grid, prepare, probe, study, synth, table
-from sed_uda.errors import user_message
+from sed_uda.errors import BadArgument, user_message
+from sed_uda.options import dashed, normalise_options
 
 TOOL_COMMANDS: dict[str, Callable[..., object]] = {
     f.__name__: f for f in (synth, prepare, probe, diagnose, study, grid, table, demo, classify)
@@ -56,7 +56,7 @@ Data and experiments:
   grid      run a grid of experiments (methods x encoders x directions x seeds), resumable
   table     collect runs into the poster-shaped results table (mean +- std over seeds)
   demo      the whole study on the bundled corpus: synth, prepare, grid, table
-  classify  emotion of new recordings (wav/flac) with a trained checkpoint
+  classify  emotion of new recordings (wav, flac, mp3, ogg, ...) with a trained checkpoint
 Training (LightningCLI):
   fit | validate | test | predict --config configs/experiment/<name>.yaml
 
@@ -68,35 +68,6 @@ def _flags(command: Callable[..., object]) -> set[str]:
     """Names of a command's boolean parameters: they are flags on the command line."""
     hints = typing.get_type_hints(command)
     return {name for name, hint in hints.items() if hint is bool}
-
-
-def normalise_options(args: Sequence[str], flags: set[str] = frozenset()) -> list[str]:
-    """Option names with dashes become underscores; `--flag`, `--no-flag` become `--flag=true|false`.
-
-    `flags` are the boolean options: given alone (no `true`/`false` after them) they mean true, and their
-    `--no-` form means false.
-    """
-    out: list[str] = []
-    for position, arg in enumerate(args):
-        if not arg.startswith("--") or arg == "--":
-            out.append(arg)
-            continue
-        name, eq, value = arg.partition("=")
-        name = name[2:].replace("-", "_")
-        following = args[position + 1] if position + 1 < len(args) else ""
-        if not eq and name in flags and following.lower() not in ("true", "false"):
-            eq, value = "=", "true"
-        elif not eq and name.startswith("no_") and name[3:] in flags:
-            name, eq, value = name[3:], "=", "false"
-        out.append(f"--{name}{eq}{value}")
-    return out
-
-
-def dashed(text: str) -> str:
-    """Help and error text with option names spelled as users type them: `--skip_bad` -> `--skip-bad`."""
-    text = re.sub(r'Parser key "([\w.]+)"', lambda m: "--" + m[1], text)
-    text = re.sub(r"--(\w+) \{true,false\}", lambda m: f"--{m[1]} | --no-{m[1]}", text)
-    return re.sub(r"--(no-)?(\w+)(?![.\w])", lambda m: "--" + (m[1] or "") + m[2].replace("_", "-"), text)
 
 
 def _tool_parser_class() -> type:
@@ -211,11 +182,14 @@ def _check_grid_configs(args: Sequence[str]) -> None:
 
 
 def _argument_problem(error: Exception, command: str) -> _ArgumentProblem | None:
-    """The command line could not be parsed: its one useful line, and where to read more."""
+    """The command line could not be parsed, or an argument is outside its allowed values (exit status 2):
+    its one useful line, and where to read more."""
     from argparse import ArgumentError
 
     if isinstance(error, _ArgumentProblem):
         return error
+    if isinstance(error, BadArgument):
+        return _ArgumentProblem(str(error), hint=f"see `sed-uda {command} --help`")
     if not isinstance(error, ArgumentError):
         return None
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
@@ -233,8 +207,10 @@ def _fail(command: str, message: str, status: int, hint: str = "") -> typing.NoR
 def _interrupted(command: str) -> typing.NoReturn:
     if command in TOOL_COMMANDS:
         then = "finished work is kept: run the same command again to continue"
+    elif command == "fit":
+        then = "continue from the last finished epoch with the same command and --ckpt_path last"
     else:
-        then = "the checkpoints saved so far are in the run folder"
+        then = "no run was changed: run the same command again"
     _fail(command, f"interrupted (Ctrl-C); {then}", INTERRUPTED)
 
 

@@ -41,6 +41,8 @@ def prepare(
     cache: Path = Path("data/cache"),
     workers: int = 2,
     skip_bad: bool = False,
+    front_end: str = "librosa",
+    device: str = "cpu",
 ) -> None:
     """Validate a corpus in ESD's layout (bundled or the real ESD) and build its feature cache.
 
@@ -49,10 +51,16 @@ def prepare(
         cache: Feature cache folder (manifest.csv, features.npy, offsets.npy, meta.json).
         workers: Parallel extraction processes.
         skip_bad: Leave unusable audio files out (listed in <cache>/skipped.csv) instead of stopping.
+        front_end: What the model sees: a name in configs/frontend/ (librosa, torch, egemaps,
+            egemaps_functionals, ssl) or a YAML file with class_path and init_args. A cache built with
+            another front end is rebuilt.
+        device: Where front ends that can use a GPU (torch, ssl) compute: cpu or cuda.
     """
     from sed_uda.features.cache import prepare_cache
+    from sed_uda.features.frontends.choose import choose_front_end
 
-    prepare_cache(root, cache, workers=workers, skip_bad=skip_bad)
+    chosen = choose_front_end(front_end)
+    prepare_cache(root, cache, workers=workers, skip_bad=skip_bad, front_end=chosen, device=device)
 
 
 def probe(cache: Path = Path("data/cache")) -> None:
@@ -226,44 +234,50 @@ def demo(
     grid_config: Path = Path("configs/grid/demo.yaml"),
     out: Path = Path("reports/demo_results.md"),
     workers: int = 2,
+    threads: int = 2,
     verbose: bool = False,
 ) -> None:
-    """The whole study on the bundled corpus: synth -> prepare -> grid of the 1D-CNN rows -> table.
+    """The bundled corpus end to end: synth -> prepare -> demo grid (DANN, MCC, both bounds) -> table.
+
+    The demo grid trains the utterance-statistics encoder in both directions, one seed.
 
     Args:
         data: Data folder (corpus in <data>/synth_esd, cache in <data>/cache).
         grid_config: Grid to run (the CPU-feasible demo grid by default).
         out: Results table to write.
         workers: Parallel processes for synth and prepare.
+        threads: Torch threads per run (results depend on it; the README's demo table used 2).
         verbose: Show Lightning's model summaries and progress bars (one line per run otherwise).
     """
     from sed_uda.experiments.demo import run_demo
 
-    run_demo(data, grid_config, out, workers=workers, verbose=verbose)
+    run_demo(data, grid_config, out, workers=workers, threads=threads, verbose=verbose)
 
 
 def classify(
     paths: list[str],
     ckpt: str | None = None,
     out: str | None = None,
-    speaker_from: Literal["parent-folder", "file"] | None = None,
+    speaker_from: str | None = None,
     batch_size: int = 64,
     device: str = "cpu",
 ) -> None:
-    """Predict the emotion of recordings (wav/flac, any sample rate and channels) with a trained checkpoint.
+    """Predict the emotion of recordings (wav, flac, mp3, ogg, ...; any sample rate and channels).
 
     Prints file, emotion, confidence and every class's probability; a bad file is reported and skipped,
-    and the command then exits non-zero.
+    and the command then exits with status 1.
 
     Args:
-        paths: wav/flac files, or folders searched recursively.
-        ckpt: Checkpoint written by `sed-uda fit` (e.g. runs/<run>/checkpoints/best-source_acc.ckpt).
+        paths: Audio files, or folders searched recursively.
+        ckpt: Checkpoint written by `sed-uda fit` (e.g. runs/fit/<run>/checkpoints/best-target_im.ckpt).
         out: Also write the predictions to this .csv or .json file.
-        speaker_from: Models trained with per-speaker normalisation only: pool statistics over each
-            folder's recordings ("parent-folder": one folder per speaker) or use each file's own ("file",
-            the default). Models with global normalisation use the statistics stored in the checkpoint.
+        speaker_from: Models trained with per-speaker normalisation only, where it is required: who speaks
+            in each recording. "parent-folder": one folder per speaker, enrolled from the folder's
+            recordings; or a .csv file with columns file (or path) and speaker (a cache's manifest.csv
+            is one): training speakers use the statistics stored in the checkpoint, others are enrolled
+            from their recordings. Models with utterance or global normalisation need no speaker.
         batch_size: Recordings per forward pass.
-        device: "cpu" or "cuda".
+        device: "cpu", "cuda" (or "gpu"), "cuda:N".
     """
     from sed_uda.inference.classify import classify_recordings
 

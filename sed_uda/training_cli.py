@@ -8,6 +8,8 @@ the machine cannot run (a GPU trainer without a GPU) or that a class refuses on 
 
 from __future__ import annotations
 
+import json
+import sys
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -18,7 +20,8 @@ import torch
 from jsonargparse import Namespace
 from jsonargparse.typing import import_object
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch import Trainer
+from lightning.pytorch import Callback, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
 from sed_uda.callbacks.checkpoint import LastCheckpoint, SelectionCheckpoint
@@ -30,12 +33,29 @@ from sed_uda.callbacks.wandb_logging import (
     drop_anonymous_setting,
     finish_wandb_runs,
 )
-from sed_uda.cli import normalise_options
 from sed_uda.compare import differences
 from sed_uda.data.datamodule import CrossLingualDataModule
-from sed_uda.errors import CheckpointMismatch, UserError
+from sed_uda.errors import BadArgument, CheckpointMismatch, UserError
 from sed_uda.inference.checkpoint import DATA_STATE, read_checkpoint
 from sed_uda.models.uda import UDAModule
+from sed_uda.options import normalise_options
+from sed_uda.run_folders import evaluation_folder, fit_folder, last_checkpoint, latest
+
+EVALUATION = ("validate", "test", "predict")
+LINK_TARGETS = (
+    "model.direction",
+    "model.labelled_domain",
+    "model.encoder.init_args.in_channels",
+    "data.unlabelled_target",
+)
+"""Settings one part decides for another (`add_arguments_to_parser`): never taken from a checkpoint."""
+CHECKPOINT_TRAINER = {
+    "logger": [
+        {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": ".", "name": "csv"}}
+    ],
+    "callbacks": [{"class_path": "sed_uda.callbacks.wandb_logging.ConfusionMatrixLogger"}],
+}
+"""Evaluating a checkpoint alone: the CSV log and confusion matrices a configured evaluation writes."""
 
 
 class SedUdaCLI(LightningCLI):
@@ -65,47 +85,77 @@ class SedUdaCLI(LightningCLI):
         )
         parser.link_arguments("data.direction", "model.direction", apply_on="instantiate")
 
+    def parse_arguments(self, parser, args) -> None:  # noqa: ANN001 - LightningCLI's signature
+        """Parse, keeping the words typed (to say where a value came from); `validate|test|predict
+        --ckpt_path FILE` first takes the model and data configuration stored in the checkpoint, so the
+        checkpoint alone is enough and anything typed after it still wins."""
+        self.typed = list(args) if args is not None else sys.argv[1:]
+        stored = checkpoint_config(self.typed)
+        if stored is not None:
+            args = [self.typed[0], f"--config={json.dumps(stored)}", *self.typed[1:]]
+        super().parse_arguments(parser, args)
+
     def before_instantiate_classes(self) -> None:
-        """Put the run's logs and checkpoints in one folder named after the experiment, unless set."""
+        """Choose the run's folder (runs never mix: see `sed_uda.run_folders`) and put its logs and
+        checkpoints there; resolve `--ckpt_path last` and read the checkpoint."""
         config = self.config[self.subcommand] if self.subcommand else self.config
+        if config.model.encoder is None:
+            raise BadArgument(
+                f"no model configured: give an experiment config, e.g. `sed-uda {self.subcommand or 'fit'} "
+                "--config configs/experiment/en2zh.yaml --config configs/adaptation/dann.yaml`"
+                + ("" if self.subcommand in (None, "fit") else ", or a checkpoint with --ckpt_path")
+            )
         name = f"{run_name(config.model, config.data.labelled)}_{config.data.source}2{config.data.target}"
         trainer = config.trainer
-        if trainer.default_root_dir is None:
-            trainer.default_root_dir = f"runs/{self.subcommand or 'run'}/{name}"
+        configured = trainer.default_root_dir
+        if self.subcommand == "fit":
+            folder = fit_folder(configured, Path("runs/fit") / name, config.get("ckpt_path"))
+        elif self.subcommand in EVALUATION:
+            if config.get("ckpt_path") == "last":  # the evaluated run's, found before the output moves
+                root = Path(configured) if configured else latest(Path("runs/fit") / name)
+                dirpath = Path(config.selection.dirpath or root / "checkpoints")
+                config.ckpt_path = str(last_checkpoint(dirpath, root))
+            folder = evaluation_folder(configured, Path("runs") / self.subcommand / name)
+        else:  # built by a caller (a grid cell) that chose the folder
+            folder = Path(configured or f"runs/run/{name}")
+        trainer.default_root_dir = str(folder)
         for logger in trainer.logger if isinstance(trainer.logger, list) else []:
             init_args = logger.get("init_args")
-            if init_args is not None and init_args.get("save_dir") in (None, ".", "./"):
-                init_args.save_dir = trainer.default_root_dir
+            if init_args is not None and "save_dir" in init_args:
+                init_args.save_dir = str(_moved(init_args.save_dir, configured, folder, folder))
             if init_args is not None and "name" in init_args and init_args.name in (None, "lightning_logs"):
                 init_args.name = name
-        if config.selection.dirpath is None:
-            config.selection.dirpath = f"{trainer.default_root_dir}/checkpoints"
+        checkpoints = _moved(config.selection.dirpath, configured, folder, folder / "checkpoints")
+        config.selection.dirpath = str(checkpoints)
+        if self.subcommand == "fit" and config.get("ckpt_path") == "last":
+            config.ckpt_path = str(last_checkpoint(checkpoints, folder))
         self.checkpoint = self._requested_checkpoint(config)
         if self.subcommand == "fit" and self.checkpoint is not None:
             continue_loggers(trainer, self.checkpoint)
 
     def instantiate_trainer(self, **kwargs) -> Trainer:  # noqa: ANN003 - LightningCLI's signature
         """The configured trainer plus `last.ckpt` beside the selection checkpoints, the random and logger
-        state a resumed run needs, (predict) the predictions CSV writer, and a quiet W&B start."""
+        state a resumed run needs, (predict) the predictions CSV writer, and a quiet W&B start.
+
+        `last.ckpt` replaces the ModelCheckpoint Lightning adds when it sees none at construction (it
+        would write a full `epoch=N-step=M.ckpt` every epoch into the logger's folder)."""
         trainer = super().instantiate_trainer(**kwargs)
         drop_anonymous_setting(trainer)
         config = self.config[self.subcommand] if self.subcommand else self.config
+        trainer.callbacks = [cb for cb in trainer.callbacks if not _lightning_default_checkpoint(cb)]
         trainer.callbacks += [LastCheckpoint(dirpath=config.selection.dirpath), ResumeState()]
         if self.subcommand == "predict":
             trainer.callbacks.append(PredictionWriter())
         return trainer
 
     def _requested_checkpoint(self, config) -> dict | None:  # noqa: ANN001 - jsonargparse Namespace
-        """The checkpoint named by --ckpt_path (`last` = the run's last.ckpt), read safely; None if none."""
+        """The checkpoint named by --ckpt_path, read safely; None if none."""
         path = config.get("ckpt_path")
-        if path == "last":
-            path = Path(config.selection.dirpath) / "last.ckpt"
-            path = path if path.is_file() else None
         if path is None:
-            if self.subcommand in ("validate", "test", "predict") and not config.get("untrained"):
-                raise CheckpointMismatch(
+            if self.subcommand in EVALUATION and not config.get("untrained"):
+                raise BadArgument(
                     f"`sed-uda {self.subcommand}` needs --ckpt_path (a checkpoint of `sed-uda fit`, e.g. "
-                    f"{config.selection.dirpath}/best-{config.selection.rule}.ckpt); "
+                    f"runs/fit/<run>/checkpoints/best-{config.selection.rule}.ckpt); "
                     "pass --untrained=true to evaluate random weights on purpose"
                 )
             return None
@@ -132,20 +182,42 @@ class SedUdaCLI(LightningCLI):
             )
 
     def before_fit(self) -> None:
-        self._check_checkpoint()
+        self.before_validate()
         if self.checkpoint is not None:
             keep_csv_history(self.trainer, self.checkpoint)
 
-    before_validate = before_test = before_predict = _check_checkpoint
+    def before_validate(self) -> None:
+        """Refuse a checkpoint of another model, then say where the run writes."""
+        self._check_checkpoint()
+        print(f"sed-uda {self.subcommand}: writing to {self.trainer.default_root_dir}")
+
+    before_test = before_predict = before_validate
 
     def instantiate_classes(self) -> None:
         """Refuse a GPU trainer on a machine without one; report classes refusing their config in one line."""
         config = self.config[self.subcommand] if self.subcommand else self.config
-        _require_gpu_if_asked(config)
+        _require_gpu_if_asked(config, self.typed)
         try:
             super().instantiate_classes()
         except (ValueError, MisconfigurationException) as error:
             raise ConfigError(f"invalid configuration: {error}") from error
+
+    def fit(self, **kwargs) -> None:  # noqa: ANN003 - trainer.fit's arguments
+        """`trainer.fit`; a configuration Lightning refuses once it has read the checkpoint (e.g. fewer
+        `max_epochs` than the resumed run has done) is a ConfigError naming the checkpoint."""
+        try:
+            self.trainer.fit(**kwargs)
+        except MisconfigurationException as error:
+            raise ConfigError(f"{kwargs.get('ckpt_path')}: invalid configuration: {error}") from error
+
+    def validate(self, **kwargs) -> None:  # noqa: ANN003 - trainer.validate's arguments
+        """`trainer.validate`, printing each metric once."""
+        _print_metrics("validate", self.trainer.validate(**{**kwargs, "verbose": False}), kwargs["verbose"])
+
+    def test(self, **kwargs) -> None:  # noqa: ANN003 - trainer.test's arguments
+        """`trainer.test`, printing each metric once (Lightning repeats every metric logged at the end of
+        the epoch under each evaluation loader, source and target)."""
+        _print_metrics("test", self.trainer.test(**{**kwargs, "verbose": False}), kwargs["verbose"])
 
     def after_fit(self) -> None:
         finish_wandb_runs(self.trainer)
@@ -178,6 +250,65 @@ def _module_name(class_path: str) -> str:
     return class_path.rsplit(".", 2)[-2]
 
 
+def _lightning_default_checkpoint(callback: Callback) -> bool:
+    return type(callback) is ModelCheckpoint and callback.dirpath is None
+
+
+def checkpoint_config(args: Sequence[str]) -> dict | None:
+    """The model and data configuration stored in the checkpoint that `validate|test|predict --ckpt_path
+    FILE` names (LightningCLI's saved hyperparameters), or None for other commands and `last`."""
+    if not args or args[0] not in EVALUATION:
+        return None
+    path = None
+    for position, arg in enumerate(args):
+        name, eq, value = arg.partition("=")
+        if name == "--ckpt_path":
+            path = value if eq else (args[position + 1] if position + 1 < len(args) else None)
+    if path in (None, "last"):
+        return None
+    checkpoint = read_checkpoint(path)
+    model = _settings(checkpoint.get("hyper_parameters") or {}, "model")
+    data = _settings(checkpoint.get("datamodule_hyper_parameters") or {}, "data")
+    if not model or not data:
+        return None
+    return {"model": model, "data": data, "trainer": CHECKPOINT_TRAINER}
+
+
+def _settings(values: dict, prefix: str) -> dict:
+    """Saved hyperparameters less LightningCLI's bookkeeping (`_instantiator`) and the link targets."""
+    out = {}
+    for key, value in values.items():
+        name = f"{prefix}.{key}"
+        if key.startswith("_") or name in LINK_TARGETS:
+            continue
+        out[key] = _settings(value, name) if isinstance(value, dict) else value
+    return out
+
+
+def _moved(path: str | None, configured: str | None, folder: Path, default: Path) -> Path:
+    """A log or checkpoint folder of the run: `default` when unset, moved into `folder` when it lies in
+    the configured folder (a run's saved config names that run's own folder), else as given."""
+    if path in (None, ".", "./"):
+        return default
+    if configured is not None and Path(path).is_relative_to(configured):
+        return folder / Path(path).relative_to(configured)
+    return Path(path)
+
+
+def _print_metrics(stage: str, results: list[dict[str, float]], verbose: bool) -> None:
+    """One table of every metric an evaluation returned (one dict per loader, holding the same values)."""
+    if not verbose or not results:
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    merged = {key: value for result in results for key, value in result.items()}
+    table = Table(f"{stage} metric", "value")
+    for key in sorted(merged):
+        table.add_row(key, f"{merged[key]:.4f}")
+    Console().print(table)
+
+
 class ConfigError(UserError):
     """A training configuration that cannot run as given; the message says which value and what to do."""
 
@@ -185,18 +316,32 @@ class ConfigError(UserError):
 CPU_OVERRIDES = "--trainer.accelerator cpu --trainer.precision 32-true"
 
 
-def _require_gpu_if_asked(config) -> None:  # noqa: ANN001 - jsonargparse Namespace
-    """ConfigError when the trainer asks for a GPU and this machine has none, saying how to use the CPU."""
+def _require_gpu_if_asked(config, typed: Sequence[str] = ()) -> None:  # noqa: ANN001 - jsonargparse Namespace
+    """ConfigError when the trainer asks for a GPU and this machine has none, naming where the request
+    came from (the command line or the config files) and how to use the CPU."""
     trainer = config.trainer
     if str(trainer.accelerator).lower() not in ("gpu", "cuda") or torch.cuda.is_available():
         return
     configs = ", ".join(str(path) for path in config.get("config") or []) or "the trainer config"
+    source = _typed_accelerator(typed) or configs
     extra = " --trainer.strategy auto --trainer.devices 1" if "ddp" in str(trainer.strategy) else ""
     raise ConfigError(
-        f"{configs}: needs a GPU (trainer.accelerator={trainer.accelerator}, precision={trainer.precision}, "
+        f"{source}: needs a GPU (trainer.accelerator={trainer.accelerator}, precision={trainer.precision}, "
         f"strategy={trainer.strategy}) and this machine has none. To run it on the CPU (slowly), add: "
         f"{CPU_OVERRIDES}{extra}"
     )
+
+
+def _typed_accelerator(typed: Sequence[str]) -> str | None:
+    """`--trainer.accelerator X` when the command line sets it after every config file (so it wins)."""
+    found = None
+    for position, arg in enumerate(typed):
+        name, eq, value = arg.partition("=")
+        if name in ("--config", "--trainer"):
+            found = None
+        elif name == "--trainer.accelerator":
+            found = f"--trainer.accelerator {value if eq else typed[position + 1]}"
+    return found
 
 
 def gpu_note(config) -> str:  # noqa: ANN001 - jsonargparse Namespace
@@ -232,6 +377,8 @@ def _cli(cli_class: type[SedUdaCLI], args: Sequence[str] | None, run: bool) -> S
     warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended to run from within")
     # Lightning 2.6 calls a pytree check that torch 2.14 deprecated; nothing in a user's run causes it.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated")
+    # Evaluation writes into a folder of its own, not the evaluated run's: nothing is lost by the move.
+    warnings.filterwarnings("ignore", message=r"The dirpath has changed from")
     return cli_class(
         UDAModule,
         CrossLingualDataModule,

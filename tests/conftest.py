@@ -49,3 +49,16 @@ def tiny_cache(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 def cache_copy(tiny_cache: Path, tmp_path: Path) -> Path:
     """A private copy of the tiny cache that a test may edit."""
     return Path(shutil.copytree(tiny_cache, tmp_path / "cache"))
+
+
+CORPUS_FIXTURES = {"tiny_corpus", "tiny_cache", "cache_copy"}
+"""Fixtures that need the synthesised tiny corpus: building it alone takes longer than the fast tier."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `slow` every test that runs on the synthesised tiny corpus (end-to-end fits, grids, commands
+    on real audio), so `pytest -m "not slow"` (make test-fast) keeps the unit tests on random caches and
+    plain tensors. Other slow tests carry the marker themselves."""
+    for item in items:
+        if CORPUS_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

@@ -13,10 +13,11 @@ import pytest
 import torch
 import yaml
 
-from sed_uda.cli import main
+from sed_uda.cli import TOOL_COMMANDS, TRAINING_COMMANDS, main
 from sed_uda.corpus import synth as synth_module
 from sed_uda.experiments.grid import load_grid
 from sed_uda.features import cache as cache_module
+from sed_uda.features.frontends.librosa import LibrosaFrames
 from sed_uda.models.selection.rules import RULES
 from sed_uda.models.uda import UDAModule
 from tests.conftest import FAST, REPO
@@ -69,7 +70,7 @@ def test_overview_lists_every_command(capsys: pytest.CaptureFixture[str]) -> Non
     status, out, _ = sed_uda([], capsys)
     assert status == 0
     listed = re.findall(r"^  ([a-z]+) {2,}\S", out, flags=re.M)
-    assert listed == ["synth", "prepare", "probe", "diagnose", "study", "grid", "table", "demo", "classify"]
+    assert listed == list(TOOL_COMMANDS)  # each tool command once, in the order `sed-uda` dispatches them
     assert re.search(r"^  fit \| validate \| test \| predict --config ", out, flags=re.M), out
 
 
@@ -101,7 +102,15 @@ def test_boolean_flags_and_dashed_or_underscored_options(
 ) -> None:
     status, _, err = sed_uda(["prepare", "--root=my-corpus_dir", *options], capsys)
     assert status == 0, err
-    assert prepare_calls == [{"root": Path("my-corpus_dir"), "workers": workers, "skip_bad": skip_bad}]
+    assert prepare_calls == [
+        {
+            "root": Path("my-corpus_dir"),
+            "workers": workers,
+            "skip_bad": skip_bad,
+            "front_end": LibrosaFrames(),
+            "device": "cpu",
+        }
+    ]
 
 
 def test_help_shows_the_spellings_users_type(capsys: pytest.CaptureFixture[str]) -> None:
@@ -152,6 +161,7 @@ def test_training_options_accept_dashes_in_names_only(capsys: pytest.CaptureFixt
     assert printed["data"]["cache_dir"] == "my-cache_dir"
 
 
+@pytest.mark.slow
 def test_print_config_shows_composed_experiment_without_warnings(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "sed_uda.cli", "fit", *RESNET, "--print_config"],
@@ -182,6 +192,16 @@ def test_gpu_configs_on_a_machine_without_gpu_say_how_to_use_the_cpu(
     assert "--trainer.accelerator cpu --trainer.precision 32-true" in line and extra in line
 
 
+def test_a_gpu_asked_for_on_the_command_line_is_blamed_on_the_command_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    status, _, err = sed_uda(["fit", *DANN, "--trainer.accelerator", "gpu"], capsys)
+    line = one_line(err, "fit")
+    assert status == 1 and line.startswith("sed-uda fit: error: --trainer.accelerator gpu: needs a GPU")
+    assert "en2zh.yaml" not in line
+
+
 def test_config_values_refused_by_a_class_are_one_line(tiny_cache: Path, tmp_path: Path, capsys) -> None:
     base = ["fit", *DANN, f"--trainer.default_root_dir={tmp_path}"]
     status, _, err = sed_uda([*base, f"--data.cache_dir={tiny_cache}", "--data.batch_size=0"], capsys)
@@ -190,6 +210,7 @@ def test_config_values_refused_by_a_class_are_one_line(tiny_cache: Path, tmp_pat
     assert status == 1 and f"{tmp_path / 'no-cache'}" in one_line(err, "fit") and "sed-uda prepare" in err
 
 
+@pytest.mark.slow
 def test_prepare_on_missing_corpus_is_a_clear_error(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "sed_uda.cli", "prepare", "--root", str(tmp_path / "nope")]
@@ -234,7 +255,9 @@ def test_ctrl_c_during_training_is_status_130(
         f"--trainer.default_root_dir={tmp_path}",
     ]
     status, _, err = sed_uda([*argv, *FAST], capsys)
-    assert status == 130 and "interrupted (Ctrl-C)" in err.strip().splitlines()[-1]
+    last = err.strip().splitlines()[-1]
+    assert status == 130 and "interrupted (Ctrl-C)" in last
+    assert "the same command and --ckpt_path last" in last
 
 
 @pytest.mark.parametrize(
@@ -330,9 +353,10 @@ def test_table_outputs_that_cannot_be_written_are_one_line(tmp_path: Path, capsy
 
 def test_grid_without_a_config_says_how_to_give_one(capsys: pytest.CaptureFixture[str]) -> None:
     status, _, err = sed_uda(["grid"], capsys)
-    assert status == 1 and "sed-uda grid --config configs/grid/" in one_line(err, "grid")
+    assert status == 2 and "sed-uda grid --config configs/grid/" in one_line(err, "grid")
 
 
+@pytest.mark.slow
 def test_grid_dry_run_resolves_every_run_without_training(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
@@ -345,3 +369,31 @@ def test_grid_dry_run_resolves_every_run_without_training(
     n = len(load_grid(REPO / "configs" / "grid" / "demo.yaml").runs())
     assert f"demo: every configuration of the {n} runs resolves" in out and out.count(": to run") == n
     assert not runs.exists()
+
+
+def test_a_bare_fit_says_what_is_missing(capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = sed_uda(["fit"], capsys)
+    line = one_line(err, "fit")
+    assert status == 2 and "no model configured" in line and "--config configs/experiment/en2zh.yaml" in line
+
+
+def test_evaluation_without_a_checkpoint_is_an_argument_error(capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = sed_uda(["test", *DANN], capsys)
+    assert status == 2 and "needs --ckpt_path" in one_line(err, "test")
+
+
+REPO_PATH = re.compile(r"(?<![\w/.<-])((?:configs|docs|notebooks|benchmarks|sed_uda|tests)/[\w./-]*[\w/])")
+"""A path into the repository as help texts cite it (`configs/grid/demo.yaml`, `configs/grid/`)."""
+
+
+@pytest.mark.parametrize("command", [*TOOL_COMMANDS, *TRAINING_COMMANDS])
+def test_every_path_a_help_text_cites_exists(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = sed_uda([command, "--help"], capsys)
+    assert status == 0
+    missing = sorted(path for path in set(REPO_PATH.findall(out)) if not (REPO / path).exists())
+    assert not missing, f"`sed-uda {command} --help` cites paths that do not exist: {missing}"
+
+
+def test_a_missing_argument_of_a_tool_command_is_exit_status_2(capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = sed_uda(["classify", "hello.wav"], capsys)
+    assert status == 2 and "--ckpt is required" in one_line(err, "classify")

@@ -8,27 +8,28 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from sed_uda.experiments.grid import Cell, GridSpec, run_grid
+from sed_uda.experiments.grid import Cell, GridSpec, load_grid, run_grid
 from tests.conftest import FAST, REPO
 
 NOTEBOOKS = REPO / "notebooks"
+DEMO_CELLS = [
+    Cell(REPO / cell.adaptation, REPO / cell.encoder)
+    for cell in load_grid(REPO / "configs" / "grid" / "demo.yaml").cells
+    if cell.method in ("dann", "source_only")
+]
+"""What `make demo` trains, as far as notebook 02 reads it: its defaults must fit the demo's runs."""
 FIGURES = {"01_dataset": 3, "02_results": 3}
 """Images each notebook shows: distribution, waveforms, features | confusions, curves, t-SNE."""
 
 
 @pytest.fixture(scope="module")
 def runs(tiny_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A one-seed en2zh grid of DANN and source-only, logging every step so the curves have points."""
+    """The demo's DANN and source-only cells, one seed, en2zh, logging every step so the curves have
+    points."""
     spec = GridSpec(
         name="nb",
         runs_dir=tmp_path_factory.mktemp("nb") / "runs",
-        cells=[
-            Cell(
-                REPO / "configs" / "adaptation" / f"{method}.yaml",
-                REPO / "configs" / "encoder" / "cnn1d.yaml",
-            )
-            for method in ("dann", "source_only")
-        ],
+        cells=DEMO_CELLS,
         directions={"en2zh": REPO / "configs" / "experiment" / "en2zh.yaml"},
         seeds=[0],
         overrides=[
@@ -89,5 +90,5 @@ def test_notebook_runs_and_shows_its_figures(
         tables = [
             output.data["text/markdown"] for output in outputs if "text/markdown" in output.get("data", {})
         ]
-        assert len(tables) == 1 and "| dann | cnn1d |" in tables[0]
+        assert len(tables) == 1 and f"| dann | {DEMO_CELLS[0].encoder_name} |" in tables[0]
         assert (tmp_path / "results.md").read_text().strip() == tables[0].strip()

@@ -3,8 +3,9 @@
 Cheap commands run for real on the tiny corpus, with the README's data paths and sizes swapped for the
 session fixtures'. Long ones are checked as far as they go without training for minutes: `grid` with
 `--dry-run` (every run's configuration resolved), GPU or multi-GPU training with `--print_config`,
-`demo` with `--print_config`, and `make` targets with `make -n` (the sed-uda lines that prints are checked
-in turn). A README line this table cannot run fails, naming the line, so README edits stay honest.
+`demo` for real on the tiny corpus with its grid cut to one direction and two steps, and `make` targets
+with `make -n` (the sed-uda lines that prints are checked in turn). A README line this table cannot run
+fails, naming the line, so README edits stay honest.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from tests.conftest import FAST, REPO
 from tests.test_cli import sed_uda
 
 README = REPO / "README.md"
-SHELL_VARIABLES = {"$norm": "global"}
+SHELL_VARIABLES = {"$norm": "global", "${enc}": "cnn1d"}
 """Values for the shell variables of README loops (`for norm in global speaker`): one is run."""
 TINY_SYNTH = {"--speakers-per-language": "2", "--utterances-per-emotion": "8", "--seed": "0"}
 """The size of the session fixture `tiny_corpus` (tests/conftest.py), which synth then finds complete."""
@@ -42,10 +43,10 @@ class Fixtures:
 
 def _readme_commands() -> Iterator[tuple[int, list[str]]]:
     """(line number, argv) of each sed-uda or make command in a fenced code block; `[--opt]` gives two."""
-    in_block, pending = False, ""
+    in_block, output, pending = False, False, ""
     for number, line in enumerate(README.read_text(encoding="utf-8").splitlines(), start=1):
         if line.startswith("```"):
-            in_block = not in_block
+            in_block, output = not in_block, line.strip() == "```text"  # text blocks show output
             continue
         if in_block and line.endswith("\\"):  # continued on the next line
             pending += line[:-1] + " "
@@ -53,12 +54,12 @@ def _readme_commands() -> Iterator[tuple[int, list[str]]]:
         line, pending = pending + line, ""
         for variable, value in SHELL_VARIABLES.items():
             line = line.replace(variable, value)
-        for part in line.split("&&") if in_block else []:
+        for part in line.split("&&") if in_block and not output else []:
             words = part.split()
             if not words or (Path(words[0]).name != "sed-uda" and words[0] != "make"):
                 continue
             argv = shlex.split(part, comments=True)
-            optional = [word for word in argv if word.startswith("[") and word.endswith("]")]
+            optional = [w for w in argv if w.startswith("[-") and w.endswith("]") and '"' not in w]
             yield number, [word for word in argv if word not in optional]
             if optional:
                 yield number, [word.strip("[]") for word in argv]
@@ -90,8 +91,11 @@ def _synth(argv: list[str], fx: Fixtures) -> None:
 
 
 def _prepare(argv: list[str], fx: Fixtures) -> None:
-    argv = _set(_set(argv, "--root", str(fx.corpus)), "--cache", str(fx.cache))
-    assert "cache up to date" in _ok(argv, fx)
+    """The default front end finds the session cache up to date; another one builds its own cache."""
+    front_end = _value(argv, "--front-end", "librosa")
+    cache = fx.cache if front_end == "librosa" else fx.tmp / f"cache_{Path(front_end).stem}"
+    argv = _set(_set(argv, "--root", str(fx.corpus)), "--cache", str(cache))
+    assert ("cache up to date" if cache == fx.cache else f"wrote {cache}") in _ok(argv, fx)
 
 
 def _probe(argv: list[str], fx: Fixtures) -> None:
@@ -127,7 +131,10 @@ def _table(argv: list[str], fx: Fixtures) -> None:
 
 
 def _classify(argv: list[str], fx: Fixtures) -> None:
-    """With the tiny grid's checkpoint, on one test folder of the tiny corpus; --out keeps its suffix."""
+    """With a tiny checkpoint of the normalisation the README's names (`runs/use/<normalisation>/...`;
+    per speaker otherwise), on tiny test recordings: one folder, or one folder per speaker for
+    `--speaker-from parent-folder`; a `--speaker-from` CSV becomes the tiny cache's manifest; --out keeps
+    its suffix."""
     options, position = [], 1
     while position < len(argv):
         word = argv[position]
@@ -135,16 +142,82 @@ def _classify(argv: list[str], fx: Fixtures) -> None:
         if word.startswith("-"):
             options += argv[position : position + 1 + takes_value]
         position += 1 + (takes_value and word.startswith("-"))
-    checkpoint = next(fx.runs.rglob("best-source_acc.ckpt"))
-    argv = _set(["classify", *options], "--ckpt", str(checkpoint))
-    if "--out" in options or any(o.startswith("--out=") for o in options):
-        suffix = Path(next(o for o in options[options.index("--out") + 1 :] if o)).suffix
-        argv = _set(argv, "--out", str(fx.tmp / f"predictions{suffix}"))
-    assert "emotion" in _ok([*argv, str(fx.corpus / "0011" / "Angry" / "test")], fx)
+    given = options[options.index("--ckpt") + 1]
+    normalization = next((n for n in ("global", "utterance") if f"/{n}/" in given), "speaker")
+    argv = _set(["classify", *options], "--ckpt", str(_tiny_checkpoint(fx, normalization)))
+    if "--out" in options:
+        argv = _set(
+            argv, "--out", str(fx.tmp / f"predictions{Path(options[options.index('--out') + 1]).suffix}")
+        )
+    recordings = fx.corpus / "0011" / "Angry" / "test"
+    if "--speaker-from" in options:
+        speaker_from = options[options.index("--speaker-from") + 1]
+        if speaker_from == "parent-folder":
+            recordings = fx.tmp / "by_speaker"
+            for wav in fx.corpus.glob("*/*/test/*.wav"):
+                (recordings / wav.parent.parent.parent.name).mkdir(parents=True, exist_ok=True)
+                (recordings / wav.parent.parent.parent.name / wav.name).symlink_to(wav)
+        else:
+            argv = _set(argv, "--speaker-from", str(fx.cache / "manifest.csv"))
+    assert "emotion" in _ok([*argv, str(recordings)], fx)
+
+
+def _tiny_checkpoint(fx: Fixtures, normalization: str) -> Path:
+    """The tiny grid's checkpoint (per speaker), or a tiny fit of the same run with another normalisation."""
+    if normalization == "speaker":
+        return next(fx.runs.rglob("best-target_im.ckpt"))
+    root = fx.runs.parent / f"{fx.runs.name}_{normalization}"
+    if not (root / "checkpoints" / "last.ckpt").is_file():
+        from sed_uda.training_cli import training_cli
+
+        configs = [f"--config={REPO / 'configs' / 'experiment' / 'en2zh.yaml'}"]
+        tiny = [*FAST, "--trainer.max_epochs=1", "--data.steps_per_epoch=2"]
+        training_cli(
+            [
+                "fit",
+                *configs,
+                f"--data.cache_dir={fx.cache}",
+                f"--trainer.default_root_dir={root}",
+                *tiny,
+                f"--data.normalization={normalization}",
+            ]
+        )
+    return root / "checkpoints" / "last.ckpt"
 
 
 def _demo(argv: list[str], fx: Fixtures) -> None:
-    _ok([*argv, "--print_config"], fx)
+    """The demo's whole path (corpus found, cache up to date, its grid's cells trained and tested, table)
+    on the tiny corpus, with the demo grid cut to one direction, one epoch of two steps."""
+    import yaml
+
+    data = fx.tmp / "data"
+    data.mkdir()
+    (data / "synth_esd").symlink_to(fx.corpus)
+    (data / "cache").symlink_to(fx.cache)
+    grid_config = REPO / _value(argv, "--grid-config", "configs/grid/demo.yaml")
+    grid = yaml.safe_load(grid_config.read_text())
+    grid["directions"] = dict(list(grid["directions"].items())[:1])
+    grid["runs_dir"] = str(fx.tmp / "runs")
+    tiny_fit = ["--trainer.max_epochs=1", "--data.steps_per_epoch=2"]
+    grid["overrides"] = [*grid.get("overrides", []), *FAST, *tiny_fit]
+    tiny = fx.tmp / "demo.yaml"
+    tiny.write_text(yaml.safe_dump(grid))
+    out = fx.tmp / "demo_results.md"
+    argv = _set(_set(_set(argv, "--data", str(data)), "--grid-config", str(tiny)), "--out", str(out))
+    printed = _ok(argv, fx)
+    methods = {Path(cell["adaptation"]).stem for cell in grid["cells"]}
+    assert all(f"| {method} " in out.read_text() for method in methods)
+    assert "torch threads per run: 2 " in printed
+
+
+def _value(argv: list[str], option: str, default: str) -> str:
+    """The value of `option` in `argv` (`--opt v` or `--opt=v`), or `default`."""
+    for position, word in enumerate(argv):
+        if word == option and position + 1 < len(argv):
+            return argv[position + 1]
+        if word.startswith(option + "="):
+            return word.split("=", 1)[1]
+    return default
 
 
 def _training(argv: list[str], fx: Fixtures) -> None:

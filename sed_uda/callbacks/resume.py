@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import random
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +111,9 @@ def keep_csv_history(trainer: pl.Trainer, checkpoint: dict) -> None:
             continue
         path = Path(logger.log_dir) / "metrics.csv"
         rows = _rows_before(path, step) if path.is_file() else []
-        writer = logger.experiment
+        with warnings.catch_warnings():  # "Previous log files ... will be deleted": they are kept, above
+            warnings.filterwarnings("ignore", message=r".*Previous log files in this directory")
+            writer = logger.experiment
         writer.metrics = rows + writer.metrics
 
 

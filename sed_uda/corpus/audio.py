@@ -1,9 +1,9 @@
-"""Load one wav for feature extraction, refusing files that would give meaningless features.
+"""Load one audio file for feature extraction, refusing files that would give meaningless features.
 
-Every unusable case (missing, empty, bad header, unreadable data, NaN/inf, too short, silent) raises
-`AudioProblem` with a short reason, so the cache builder can skip the file and list why. Conversions that
-make a usable file fit (down-mixing, resampling) are returned rather than printed, so the caller can
-report them once for the whole corpus.
+Every unusable case (missing, empty, bad header, unreadable data, NaN/inf, too short, silent or
+near-silent) raises `AudioProblem` with a short reason, so the cache builder can skip the file and list
+why. Conversions that make a usable file fit (down-mixing, resampling) are returned rather than printed,
+so the caller can report them once for the whole corpus.
 """
 
 from __future__ import annotations
@@ -15,6 +15,10 @@ import numpy as np
 import soundfile as sf
 
 from sed_uda.errors import UserError
+
+SILENCE_DBFS = -60.0
+"""Recordings quieter than this (RMS) hold no usable speech: speech sits around -20 to -35 dBFS, and
+2 s of digital silence with +-1 LSB dither of 16-bit audio is about -90 dBFS."""
 
 
 class AudioProblem(UserError):
@@ -57,8 +61,8 @@ def load_audio(
 ) -> tuple[np.ndarray, tuple[str, ...]]:
     """Mono float32 samples at `sample_rate`, and the conversions applied to get there.
 
-    Raises AudioProblem for a missing or empty file, a bad header, unreadable data, NaN/inf samples,
-    fewer than `min_duration_s` seconds (after resampling) or all-zero samples.
+    Raises AudioProblem for a missing or empty file, a bad header, unreadable data, and every problem
+    `prepare_signal` refuses.
     """
     path = Path(path)
     with _open(path) as audio:
@@ -67,8 +71,20 @@ def load_audio(
             samples = audio.read(dtype="float32", always_2d=True)
         except (sf.SoundFileError, RuntimeError) as error:
             raise AudioProblem(path, f"unreadable data: {_soundfile_message(error)}") from error
+    return prepare_signal(samples, native_rate, sample_rate, min_duration_s, path)
+
+
+def prepare_signal(
+    samples: np.ndarray, native_rate: int, sample_rate: int, min_duration_s: float, name: str | Path
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """(samples, channels) float32 at `native_rate` -> mono float32 at `sample_rate` and the conversions.
+
+    Shared by files and samples in memory, so both are checked alike. AudioProblem (named `name`) for
+    NaN/inf samples, fewer than `min_duration_s` seconds (after resampling), all-zero samples, or a
+    level below `SILENCE_DBFS` (digital silence with dither, a muted microphone).
+    """
     if not np.isfinite(samples).all():
-        raise AudioProblem(path, "contains NaN/inf samples")
+        raise AudioProblem(name, "contains NaN/inf samples")
     conversions = []
     channels = samples.shape[1]
     signal = samples.mean(axis=1) if channels > 1 else samples[:, 0]
@@ -79,7 +95,16 @@ def load_audio(
         conversions.append(f"resampled {native_rate} Hz -> {sample_rate} Hz")
     duration = len(signal) / sample_rate
     if duration < min_duration_s:
-        raise AudioProblem(path, f"too short: {duration:.2f} s < {min_duration_s:.2f} s")
+        raise AudioProblem(name, f"too short: {duration:.2f} s < {min_duration_s:.2f} s")
     if not signal.any():
-        raise AudioProblem(path, "silent: all samples are zero")
+        raise AudioProblem(name, "silent: all samples are zero")
+    level = rms_dbfs(signal)
+    if level < SILENCE_DBFS:
+        raise AudioProblem(name, f"near-silent: RMS level {level:.0f} dBFS < {SILENCE_DBFS:.0f} dBFS")
     return np.ascontiguousarray(signal, dtype=np.float32), tuple(conversions)
+
+
+def rms_dbfs(signal: np.ndarray) -> float:
+    """Root-mean-square level in dB relative to full scale (a full-scale square wave is 0 dBFS)."""
+    rms = float(np.sqrt(np.mean(np.square(signal, dtype=np.float64))))
+    return 20.0 * np.log10(max(rms, 1e-12))

@@ -28,10 +28,12 @@ from sed_uda.data.keys import LABELLED, UNLABELLED, direction_name
 from sed_uda.data.normalization import ChannelStats, standardise
 from sed_uda.data.pooling import utterance_statistics
 from sed_uda.errors import CheckpointMismatch
-from sed_uda.features.config import FEATURE_NAMES, FeatureConfig
+from sed_uda.features.frontends import FrontEnd, FrontEndError, block_slices, recorded, recorded_blocks
 from sed_uda.features.store import CacheError, load_cache, read_meta
 
-NORMALIZATIONS: tuple[str, ...] = ("global", "speaker", "none")
+NORMALIZATIONS: tuple[str, ...] = ("global", "speaker", "utterance", "none")
+STATISTICS_SPLITS: tuple[str, ...] = ("train", "val")
+"""Splits whose audio gives a speaker's statistics: never the test split, which is only evaluated."""
 
 STAGE_SPLITS: dict[str | None, tuple[str, ...]] = {
     "fit": ("train", "val", "test"),
@@ -61,10 +63,10 @@ class CrossLingualDataModule(LightningDataModule):
         target: Literal["en", "zh"] = "zh",
         labelled: Literal["source", "target"] = "source",
         unlabelled_target: bool = True,
-        features: Sequence[str] = FEATURE_NAMES,
+        features: Sequence[str] | None = None,
         crop_frames: int = 128,
         max_eval_frames: int = 1024,
-        normalization: Literal["global", "speaker", "none"] = "global",
+        normalization: Literal["global", "speaker", "utterance", "none"] = "global",
         batch_size: int = 64,
         eval_batch_size: int = 128,
         steps_per_epoch: int | None = None,
@@ -81,13 +83,18 @@ class CrossLingualDataModule(LightningDataModule):
                 or "target" (the target-supervised upper bound).
             unlabelled_target: Serve an unlabelled target-train batch with every training batch (the
                 CLI sets it from whether the model has adaptation losses).
-            features: Feature blocks to feed the model, any subset of zcr, mfcc, mel, contrast; channels
-                keep the cache's stacking order whatever order they are named in.
+            features: Blocks of the cache's front end to feed the model (librosa: any of zcr, mfcc, mel,
+                contrast; meta.json lists a cache's blocks); None: all of them. Channels keep the
+                cache's stacking order whatever order they are named in.
             crop_frames: Frames of each random training crop (shorter utterances are zero-padded).
             max_eval_frames: Longest evaluation input; longer utterances are centre-cropped.
             normalization: "global": per-channel mean/std of the source train frames, in every method
                 (target_supervised too, so all methods see identical inputs); "speaker": each speaker
-                standardised by the mean/std of their own frames (all splits; uses no labels); "none".
+                standardised by the mean/std of their own train and val frames (no labels, no test
+                audio; prediction needs the speaker's statistics: stored in the checkpoint, or enrolled
+                from other recordings of the speaker); "utterance": each utterance by its own mean/std,
+                so one recording alone can be classified (not for the stats encoder: its pooled
+                mean/std would be the same for every utterance); "none".
             batch_size: Utterances per training batch, per side.
             eval_batch_size: Utterances per evaluation batch.
             steps_per_epoch: Training batches per epoch; default ceil(labelled train / batch_size).
@@ -119,17 +126,18 @@ class CrossLingualDataModule(LightningDataModule):
         self.cache_dir = Path(cache_dir)
         self.source, self.target = source, target
         self.labelled, self.unlabelled_target = labelled, unlabelled_target
-        self.features = _check_features(features)
+        self.front_end, self.blocks = _front_end(self.cache_dir)
+        self.features = _check_features(features, self.front_end.name, self.blocks, self.cache_dir)
         self.crop_frames, self.max_eval_frames = crop_frames, max_eval_frames
         self.normalization = normalization
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.steps_per_epoch, self.seed = steps_per_epoch, seed
         self.pooled = pooled
-        self.config = _feature_config(self.cache_dir)
         self.frames: Tensor | None = None
         self.offsets: Tensor | None = None
         self.manifest: pd.DataFrame | None = None
         self.normalization_stats: ChannelStats | None = None
+        self.speakers: list[str] = []
         self.inputs: tuple[Tensor, Tensor] | None = None
         """What batches are gathered from: (frames, offsets), or pooled statistics with one "frame" per
         utterance."""
@@ -137,7 +145,7 @@ class CrossLingualDataModule(LightningDataModule):
     @property
     def num_channels(self) -> int:
         """Input channels of the model: the channels of the selected feature blocks."""
-        widths = self.config.channels()
+        widths = self.blocks
         return sum(widths[name] for name in self.features)
 
     @property
@@ -252,15 +260,14 @@ class CrossLingualDataModule(LightningDataModule):
 
     def _load(self) -> None:
         cache = load_cache(self.cache_dir, mmap=True)
-        if cache.features.shape[1] != cache.config.n_channels:
+        n_channels = sum(self.blocks.values())
+        if cache.features.shape[1] != n_channels:
             raise CacheError(
-                f"{self.cache_dir}: features have {cache.features.shape[1]} channels but its feature config "
-                f"describes {cache.config.n_channels}. Delete the folder and run sed-uda prepare again."
+                f"{self.cache_dir}: features have {cache.features.shape[1]} channels but its front end "
+                f"describes {n_channels}. Delete the folder and run sed-uda prepare again."
             )
-        slices = cache.config.slices()
-        channels = np.concatenate(
-            [np.arange(cache.config.n_channels)[slices[name]] for name in self.features]
-        )
+        slices = block_slices(self.blocks)
+        channels = np.concatenate([np.arange(n_channels)[slices[name]] for name in self.features])
         # All blocks (the default) are one contiguous slice: a plain read, not a fancy-indexed gather.
         contiguous = np.array_equal(channels, np.arange(channels[0], channels[-1] + 1))
         selected = (
@@ -289,8 +296,21 @@ class CrossLingualDataModule(LightningDataModule):
         """Group of every utterance and the utterances each group's statistics come from."""
         if self.normalization == "global":
             return np.zeros(len(self.manifest), dtype=np.int64), [self.rows(self.source, "train")]
+        if self.normalization == "utterance":
+            rows = np.arange(len(self.manifest))
+            return rows, list(rows[:, None])
         speakers, names = pd.factorize(self.manifest["speaker"])
-        return speakers, [np.flatnonzero(speakers == group) for group in range(len(names))]
+        self.speakers = [str(name) for name in names]
+        usable = self.manifest["split"].isin(STATISTICS_SPLITS).to_numpy()
+        members = [np.flatnonzero((speakers == group) & usable) for group in range(len(names))]
+        missing = [self.speakers[g] for g, rows in enumerate(members) if len(rows) == 0]
+        if missing:
+            raise CacheError(
+                f"{self.cache_dir}: speakers {missing} have no {' or '.join(STATISTICS_SPLITS)} utterances "
+                "to compute their statistics from (test audio is never used); "
+                "choose --data.normalization utterance or global"
+            )
+        return speakers, members
 
     def labels(self, rows: np.ndarray) -> Tensor:
         """Emotion indices of manifest rows (training and scoring; never served to the unlabelled side)."""
@@ -312,7 +332,8 @@ class CrossLingualDataModule(LightningDataModule):
     def recipe(self) -> dict[str, object]:
         """How inputs are made from audio, known from the configuration alone (no `setup` needed)."""
         return {
-            "feature_config": self.config.to_dict(),
+            "front_end": self.front_end.config(),
+            "blocks": dict(self.blocks),
             "features": list(self.features),
             "num_channels": self.num_channels,
             "normalization": self.normalization,
@@ -321,16 +342,26 @@ class CrossLingualDataModule(LightningDataModule):
         }
 
     def state_dict(self) -> dict[str, object]:
-        """The recipe, librosa's version, the evaluation crop and the normalisation statistics: the
-        source-train mean/std (global) or none (speaker: statistics come from each speaker's own audio)."""
-        stats = self.normalization_stats if self.normalization == "global" else None
+        """The recipe, the front end's library versions, the evaluation crop and the normalisation
+        statistics: the source-train mean/std (global), every training speaker's train+val mean/std with
+        their names (speaker), or none (utterance, none)."""
         return {
             **self.recipe(),
-            "librosa_version": read_meta(self.cache_dir).get("librosa_version"),
+            "front_end_versions": read_meta(self.cache_dir).get("front_end_versions"),
             "max_eval_frames": self.max_eval_frames,
-            "normalization_stats": None
-            if stats is None
-            else {"mean": torch.from_numpy(stats.mean[0]), "std": torch.from_numpy(stats.std[0])},
+            "normalization_stats": self._stored_stats(),
+        }
+
+    def _stored_stats(self) -> dict[str, object] | None:
+        stats = self.normalization_stats
+        if stats is None or self.normalization not in ("global", "speaker"):
+            return None
+        if self.normalization == "global":
+            return {"mean": torch.from_numpy(stats.mean[0]), "std": torch.from_numpy(stats.std[0])}
+        return {
+            "speakers": self.speakers,
+            "mean": torch.from_numpy(stats.mean),
+            "std": torch.from_numpy(stats.std),
         }
 
     def load_state_dict(self, state_dict: dict[str, object]) -> None:
@@ -361,23 +392,28 @@ def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
         raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
 
 
-def _check_features(features: Sequence[str]) -> tuple[str, ...]:
-    """The selected feature blocks in stacking order; a clear error for unknown, repeated or no names."""
+def _check_features(
+    features: Sequence[str] | None, front_end: str, blocks: dict[str, int], cache_dir: Path
+) -> tuple[str, ...]:
+    """The selected blocks in stacking order (None: all); a clear error for unknown, repeated or no names."""
+    if features is None:
+        return tuple(blocks)
     names = [features] if isinstance(features, str) else list(features)
-    unknown = [name for name in names if name not in FEATURE_NAMES]
+    unknown = [name for name in names if name not in blocks]
     if unknown or not names or len(set(names)) != len(names):
         raise ValueError(
-            f"features must be distinct names among {list(FEATURE_NAMES)}, got {names}"
+            f"features must be distinct block names of the {front_end} front end of {cache_dir} "
+            f"({', '.join(blocks)}), got {names}"
             + (f" (unknown: {unknown})" if unknown else "")
+            + "; --data.features=null takes all of them"
         )
-    return tuple(name for name in FEATURE_NAMES if name in names)
+    return tuple(name for name in blocks if name in names)
 
 
-def _feature_config(cache_dir: Path) -> FeatureConfig:
+def _front_end(cache_dir: Path) -> tuple[FrontEnd, dict[str, int]]:
+    """The front end recorded in the cache's meta.json and the blocks of its frames."""
     meta = read_meta(cache_dir)
-    if "feature_config" not in meta:
-        raise CacheError(
-            f"{cache_dir / 'meta.json'} has no feature_config. "
-            "Delete the folder and run sed-uda prepare again."
-        )
-    return FeatureConfig.from_dict(meta["feature_config"])
+    try:
+        return recorded(meta), recorded_blocks(meta)
+    except FrontEndError as error:
+        raise CacheError(f"{cache_dir / 'meta.json'}: {error}") from error

@@ -1,7 +1,8 @@
 """Per-channel standardisation of stacked utterance frames, with statistics pooled over chosen utterances.
 
 Utterances are put in groups (one group for global normalisation, one per speaker for speaker
-normalisation); each group's mean/std comes from the frames of the utterances named for it, and every
+normalisation, one per utterance for utterance normalisation); each group's mean/std comes from the frames
+of the utterances named for it (for a speaker: their train and val audio, never the test split), and every
 utterance of the group is standardised with them. Statistics are exact (population std) and stable:
 per-utterance moments in float64, pooled with Chan's parallel formula. Frames are processed in chunks
 so memory stays at one copy of the features whatever the corpus size.
@@ -75,6 +76,13 @@ def standardise(
     """Standardise `frames` in place: utterance i becomes (x - mean[g]) / std[g] with g = groups[i],
     where group g's statistics are pooled over the utterances `members[g]`. Returns the statistics."""
     stats = pooled_stats(frames, offsets, members)
+    apply_stats(frames, offsets, groups, stats)
+    return stats
+
+
+def apply_stats(frames: np.ndarray, offsets: np.ndarray, groups: np.ndarray, stats: ChannelStats) -> None:
+    """Standardise `frames` in place with given statistics: utterance i by row groups[i] of `stats`
+    (statistics stored in a checkpoint or enrolled from other recordings, at prediction time)."""
     mean, scale = stats.mean.astype(np.float32), (1.0 / stats.std).astype(np.float32)
     counts = np.diff(offsets)
     for a, b in _row_chunks(offsets):
@@ -83,4 +91,3 @@ def standardise(
         block -= mean[group]
         block *= scale[group]
         frames[offsets[a] : offsets[b]] = block
-    return stats

@@ -30,7 +30,7 @@ from sklearn.model_selection import cross_val_score
 from sklearn.preprocessing import StandardScaler
 
 from sed_uda.corpus.layout import EMOTIONS
-from sed_uda.features.config import FEATURE_NAMES, FeatureConfig
+from sed_uda.features.frontends.librosa import BLOCK_NAMES, LibrosaFrames
 
 SHARED_BAND_HZ = (150.0, 5500.0)
 """The band both bundled recording channels pass (en 60-7,600 Hz, zh 150-5,500 Hz)."""
@@ -43,7 +43,7 @@ class PooledCorpus:
     vectors: np.ndarray
     labels: np.ndarray
     rows: dict[str, np.ndarray]
-    config: FeatureConfig
+    config: LibrosaFrames
     source: str
     target: str
 
@@ -66,7 +66,7 @@ def load_pooled(cache_dir: str | Path, source: str, target: str, normalization: 
         "target_test": data.rows(target, "test"),
     }
     labels = data.labels(np.arange(len(data.manifest))).numpy()
-    return PooledCorpus(vectors, labels, rows, data.config, source, target)
+    return PooledCorpus(vectors, labels, rows, data.front_end, source, target)
 
 
 def transfer_accuracy(
@@ -88,7 +88,7 @@ def block_shift(corpus: PooledCorpus) -> list[dict]:
     source, target = corpus.rows["source_train"], corpus.rows["target_train"]
     domain = np.r_[np.zeros(len(source)), np.ones(len(target))]
     out = []
-    for block in FEATURE_NAMES:
+    for block in BLOCK_NAMES:
         for statistic in ("mean", "std"):
             columns = corpus.columns(block, statistic)
             x_s, x_t = corpus.vectors[source][:, columns], corpus.vectors[target][:, columns]
@@ -110,14 +110,14 @@ def block_shift(corpus: PooledCorpus) -> list[dict]:
     return out
 
 
-def mel_centres(config: FeatureConfig) -> np.ndarray:
+def mel_centres(config: LibrosaFrames) -> np.ndarray:
     """Centre frequency (Hz) of each mel band of the cache's feature config."""
     import librosa
 
     return librosa.mel_frequencies(config.n_mels + 2, fmin=0.0, fmax=config.sample_rate / 2)[1:-1]
 
 
-def band_ranges(config: FeatureConfig) -> dict[str, np.ndarray]:
+def band_ranges(config: LibrosaFrames) -> dict[str, np.ndarray]:
     """Mel band indices below, inside and above `SHARED_BAND_HZ`."""
     centres, (low, high) = mel_centres(config), SHARED_BAND_HZ
     return {

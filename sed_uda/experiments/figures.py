@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from sklearn.metrics import ConfusionMatrixDisplay
 
 from sed_uda.corpus.layout import EMOTIONS, SPLITS
-from sed_uda.features.config import FeatureConfig
+from sed_uda.features.frontends.librosa import LibrosaFrames
 
 LANGUAGE_NAMES: dict[str, str] = {"en": "English", "zh": "Mandarin"}
 LANGUAGE_COLOURS: dict[str, str] = {"en": "tab:blue", "zh": "tab:orange"}
@@ -125,11 +125,11 @@ def waveforms(signals: Mapping[str, np.ndarray], sample_rate: int) -> Figure:
     return fig
 
 
-def feature_panels(utterances: Mapping[str, np.ndarray], config: FeatureConfig) -> Figure:
+def feature_panels(utterances: Mapping[str, np.ndarray], config: LibrosaFrames) -> Figure:
     """The four feature blocks (rows: zcr, MFCC, log-mel, contrast) of each utterance (columns).
 
     `utterances` maps a column title to the (frames, channels) features of one utterance, as stored in
-    the cache; `config` is the cache's feature config, which tells the channel slices and the frame rate.
+    the cache; `config` is the cache's librosa front end, which tells the channel slices and the frame rate.
     """
     slices = config.slices()
     fig = Figure(figsize=(6 * len(utterances), 9), layout="constrained")

@@ -98,7 +98,7 @@ class Local(_Submitit):
 
     def __init__(self, jobs: int = 2, threads: int | None = None, timeout_min: int = 24 * 60) -> None:
         if jobs < 1:
-            raise BadArgument(f"--jobs must be at least 1, got {jobs}")
+            raise BadArgument(f"jobs must be at least 1, got {jobs}")
         self.jobs, self._threads, self.timeout_min = jobs, threads, timeout_min
 
     def threads(self) -> int | None:
@@ -160,6 +160,8 @@ ALIASES = {"in-process": InProcess, "local": Local, "slurm": Slurm}
 def make_launcher(config: str | dict | None, jobs: int | None = None) -> Launcher:
     """A launcher from a name (`local`, `slurm`, `in-process`) or a {class_path, init_args} block;
     `jobs` (from `--jobs`) sets how many runs are in flight, and alone means `local` when above 1."""
+    if jobs is not None and jobs < 1:
+        raise BadArgument(f"--jobs must be at least 1, got {jobs}")
     if config is None:
         config = "local" if jobs and jobs > 1 else "in-process"
     if isinstance(config, str):

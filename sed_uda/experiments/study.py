@@ -102,10 +102,10 @@ def _block(
         return pd.DataFrame(rows)
     if method is None:
         from sed_uda.experiments.baselines import direction_baselines
-        from sed_uda.features.config import FEATURE_NAMES
+        from sed_uda.features.frontends.librosa import BLOCK_NAMES
 
         source, target = direction[:2], direction[3:]
-        results = direction_baselines(corpus, source, target, normalization, FEATURE_NAMES, with_skada=False)
+        results = direction_baselines(corpus, source, target, normalization, BLOCK_NAMES, with_skada=False)
         rows = [base | _row(r["method"], 0.0, 0.0, 0, 0.0, r["target_acc"]) for r in results]
         for seed in seeds:
             for name, labelled in (("source_only", "source"), ("target_supervised", "target")):

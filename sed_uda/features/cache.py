@@ -22,7 +22,6 @@ from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
-import librosa
 import numpy as np
 import pandas as pd
 import xxhash
@@ -35,8 +34,8 @@ from sed_uda.corpus.audio import AudioProblem, load_audio
 from sed_uda.corpus.esd import COLUMNS, corpus_gaps, index_corpus, read_synth_marker
 from sed_uda.corpus.layout import EMOTIONS, LANGUAGES, SPLITS, speaker_ids
 from sed_uda.errors import BadArgument, UserError
-from sed_uda.features.config import FEATURE_NAMES, FeatureConfig
-from sed_uda.features.extract import check_config, extract_features
+from sed_uda.features.frontends import FrontEnd
+from sed_uda.features.frontends.librosa import LibrosaFrames
 from sed_uda.features.store import (
     CACHE_FORMAT,
     FEATURES,
@@ -62,12 +61,13 @@ class PrepareError(UserError, RuntimeError):
     """The corpus cannot be turned into a cache as it is; the message lists every file and the fix."""
 
 
-def config_hash(config: FeatureConfig) -> str:
-    """Fingerprint of everything that decides the feature values: config, block order, librosa, format."""
+def config_hash(front_end: FrontEnd) -> str:
+    """Fingerprint of everything that decides the feature values: the front end's class and init_args,
+    its blocks, the versions of what computes them, and the cache format."""
     recipe = {
-        "config": config.to_dict(),
-        "features": FEATURE_NAMES,
-        "librosa": librosa.__version__,
+        "front_end": front_end.config(),
+        "blocks": front_end.blocks,
+        "versions": front_end.versions(),
         "format": CACHE_FORMAT,
     }
     return xxhash.xxh3_64_hexdigest(json.dumps(recipe, sort_keys=True).encode())
@@ -96,24 +96,24 @@ def _hash_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _check_file(path: Path, config: FeatureConfig) -> tuple[int, tuple[str, ...], str]:
+def _check_file(path: Path, front_end: FrontEnd) -> tuple[int, tuple[str, ...], str]:
     """(samples after conversion, conversions applied, problem or "") of one wav."""
     try:
-        signal, conversions = load_audio(path, config.sample_rate, config.min_duration_s)
+        signal, conversions = load_audio(path, front_end.sample_rate, front_end.min_duration_s)
     except AudioProblem as problem:
         return 0, (), problem.reason
     return len(signal), conversions, ""
 
 
-def _extract_file(path: Path, config: FeatureConfig) -> np.ndarray:
-    """float16 (frames, channels) features of one wav.
+def _extract_files(paths: list[Path], front_end: FrontEnd, device: str) -> list[np.ndarray]:
+    """float16 (frames, channels) features of some wavs (one, or a front end's batch).
 
     float16 keeps ~3 significant digits: ample for dB-scale log-mel, MFCC and contrast (steps below
-    0.5 dB at |values| < 1024). zcr is k / n_fft, which float16 holds exactly when n_fft is a power of
-    two up to 2048 (the default 1024), and to within 2.5e-4 otherwise: under half a crossing.
+    0.5 dB at |values| < 1024) and for standardised model states. zcr is k / n_fft, which float16 holds
+    exactly when n_fft is a power of two up to 2048 (the default 1024).
     """
-    signal, _ = load_audio(path, config.sample_rate, config.min_duration_s)
-    return extract_features(signal, config).astype(np.float16)
+    signals = [load_audio(path, front_end.sample_rate, front_end.min_duration_s)[0] for path in paths]
+    return [array.astype(np.float16) for array in front_end.extract_batch(signals, device)]
 
 
 def _one_blas_thread() -> None:
@@ -143,19 +143,31 @@ def _worker_pool(workers: int) -> Iterator[Executor | None]:
 
 
 def _progress_map(
-    pool: Executor | None, function: Callable, items: list, description: str, console: Console
+    pool: Executor | None,
+    function: Callable,
+    items: list,
+    description: str,
+    console: Console,
+    total: int | None = None,
 ) -> Iterator:
-    """Results of `function` over `items` in order, in the pool (or in-process), with a progress bar."""
+    """Results of `function` over `items` in order, in the pool (or in-process), with a progress bar.
+
+    With `total` (the number of files when each item is a batch of them), each result is a list that is
+    yielded element by element and moves the bar by its length."""
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console) as progress:
-        task = progress.add_task(description, total=len(items))
+        task = progress.add_task(description, total=len(items) if total is None else total)
         if pool is None:
             results: Iterable = map(function, items)
         else:
             results = pool.map(function, items, chunksize=max(1, min(16, len(items) // 64)))
         for result in results:
-            progress.advance(task)
-            yield result
+            if total is None:
+                progress.advance(task)
+                yield result
+            else:
+                progress.advance(task, len(result))
+                yield from result
 
 
 def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
@@ -187,7 +199,7 @@ def _bad_files_error(root: Path, cache_dir: Path, bad: pd.DataFrame, total: int)
 
 
 def _stale_reason(
-    cache_dir: Path, root: Path, index: pd.DataFrame, config: FeatureConfig, skip_bad: bool
+    cache_dir: Path, root: Path, index: pd.DataFrame, front_end: FrontEnd, skip_bad: bool
 ) -> str | None:
     """Why the cache must be (re)built, or None when the existing one matches corpus and config."""
     if not (cache_dir / META).is_file():
@@ -199,8 +211,9 @@ def _stale_reason(
         return f"rebuilding: the existing cache is unusable ({error})"
     if meta.get("format") != CACHE_FORMAT or FILE_HASH not in old.columns:
         return "rebuilding: cache format changed"
-    if meta.get("feature_config_hash") != config_hash(config):
-        return "rebuilding: feature config changed"
+    if meta.get("feature_config_hash") != config_hash(front_end):
+        old_name = meta.get("front_end", {}).get("class_path", "?").rpartition(".")[2]
+        return f"rebuilding: front end changed ({old_name} -> {front_end.name}, its config or versions)"
     skipped = pd.DataFrame(columns=["path", "reason", FILE_HASH])
     if (cache_dir / SKIPPED).is_file():
         skipped = pd.read_csv(cache_dir / SKIPPED, dtype=str, keep_default_na=False)
@@ -225,13 +238,15 @@ def _check_corpus(
     root: Path,
     cache_dir: Path,
     index: pd.DataFrame,
-    config: FeatureConfig,
+    front_end: FrontEnd,
     skip_bad: bool,
     console: Console,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(usable rows with duration_s, skipped rows with reason); PrepareError on bad files unless skip_bad."""
     paths = [root / path for path in index["path"]]
-    checks = list(_progress_map(pool, partial(_check_file, config=config), paths, "checking audio", console))
+    checks = list(
+        _progress_map(pool, partial(_check_file, front_end=front_end), paths, "checking audio", console)
+    )
     samples, conversions, problems = (list(column) for column in zip(*checks, strict=True))
     bad = np.array([problem != "" for problem in problems])
     skipped = index.loc[bad, ["path", FILE_HASH]].assign(reason=np.array(problems, dtype=object)[bad])
@@ -252,8 +267,8 @@ def _check_corpus(
         steps = ", ".join(
             f"{step} ({count} file{'s' * (count > 1)})" for step, count in sorted(converted.items())
         )
-        console.print(f"converted to {config.sample_rate} Hz mono: {steps}", markup=False)
-    usable = index.loc[~bad].assign(duration_s=np.array(samples)[~bad] / config.sample_rate)
+        console.print(f"converted to {front_end.sample_rate} Hz mono: {steps}", markup=False)
+    usable = index.loc[~bad].assign(duration_s=np.array(samples)[~bad] / front_end.sample_rate)
     return usable.reset_index(drop=True), skipped
 
 
@@ -284,22 +299,30 @@ def _extract_shards(
     pool: Executor | None,
     root: Path,
     manifest: pd.DataFrame,
-    config: FeatureConfig,
+    front_end: FrontEnd,
+    device: str,
     partial_dir: Path,
     shard_size: int,
     console: Console,
 ) -> list[Path]:
-    """Shard files covering `manifest` in order; finished shards of an earlier run are reused."""
+    """Shard files covering `manifest` in order; finished shards of an earlier run are reused.
+
+    Files go to the front end in batches of its `batch_size` (in the pool when that is 1 and the device
+    is the CPU; in this process otherwise, where one model serves every batch)."""
     partial_dir.mkdir(parents=True, exist_ok=True)
-    digest = config_hash(config)
+    digest = config_hash(front_end)
     shards = [manifest.iloc[start : start + shard_size] for start in range(0, len(manifest), shard_size)]
     files = [partial_dir / f"{_shard_key(shard, digest)}.npz" for shard in shards]
     todo = [(shard, file) for shard, file in zip(shards, files, strict=True) if not file.is_file()]
     if len(todo) < len(shards):
         console.print(f"resuming: {len(shards) - len(todo)} of {len(shards)} shards already extracted")
     paths = [root / path for shard, _ in todo for path in shard["path"]]
-    extract = partial(_extract_file, config=config)
-    results = _progress_map(pool, extract, paths, "extracting features", console)
+    size = front_end.batch_size
+    batches = [paths[start : start + size] for start in range(0, len(paths), size)]
+    if size > 1 or device != "cpu":
+        pool = None
+    extract = partial(_extract_files, front_end=front_end, device=device)
+    results = _progress_map(pool, extract, batches, f"extracting {front_end.name}", console, len(paths))
     with closing(results):
         for shard, file in todo:
             _atomic_write(file, partial(_save_shard, arrays=[next(results) for _ in range(len(shard))]))
@@ -350,14 +373,14 @@ def _record_root(cache_dir: Path, root: Path) -> None:
         _atomic_write(cache_dir / META, lambda f: f.write(json.dumps(meta, indent=2).encode("utf-8")))
 
 
-def _meta(root: Path, manifest: pd.DataFrame, skipped: pd.DataFrame, config: FeatureConfig) -> dict:
+def _meta(root: Path, manifest: pd.DataFrame, skipped: pd.DataFrame, front_end: FrontEnd) -> dict:
     return {
         "format": CACHE_FORMAT,
-        "feature_config": config.to_dict(),
-        "feature_config_hash": config_hash(config),
-        "feature_names": list(FEATURE_NAMES),
-        "channels": config.n_channels,
-        "librosa_version": librosa.__version__,
+        "front_end": front_end.config(),
+        "front_end_versions": front_end.versions(),
+        "feature_config_hash": config_hash(front_end),
+        "blocks": front_end.blocks,
+        "channels": front_end.n_channels,
         "corpus_root": str(root),
         "corpus_hash": corpus_hash(manifest),
         "counts": {
@@ -371,6 +394,23 @@ def _meta(root: Path, manifest: pd.DataFrame, skipped: pd.DataFrame, config: Fea
         "hours": float(manifest["duration_s"].sum() / 3600),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+
+
+def _check_device(front_end: FrontEnd, device: str) -> None:
+    """BadArgument when `device` is not the CPU and either the front end or the machine cannot use it."""
+    if device == "cpu":
+        return
+    if not device.startswith("cuda"):
+        raise BadArgument(f"--device {device}: use cpu or cuda (cuda:N for one of several GPUs)")
+    if not front_end.runs_on_device:
+        raise BadArgument(
+            f"--device {device}: the {front_end.name} front end computes on the CPU only; "
+            "drop --device, or choose --front-end torch or ssl"
+        )
+    import torch
+
+    if not torch.cuda.is_available():
+        raise BadArgument(f"--device {device}: no CUDA GPU is visible on this machine; use --device cpu")
 
 
 def _expected_speakers(root: Path) -> list[str] | None:
@@ -395,14 +435,16 @@ def prepare_cache(
     cache_dir: str | Path,
     workers: int = 1,
     skip_bad: bool = False,
-    config: FeatureConfig = FeatureConfig(),  # noqa: B008 (frozen, so a shared default is safe)
+    front_end: FrontEnd = LibrosaFrames(),  # noqa: B008 (frozen, so a shared default is safe)
     shard_size: int = SHARD_SIZE,
+    device: str = "cpu",
 ) -> FeatureCache:
     """Build (or reuse) the feature cache of an ESD-shaped corpus and return it, memory-mapped.
 
-    Every wav is hashed; when `cache_dir` already holds a cache of the same files and feature config
-    it is reused as is. Otherwise every file is checked before any extraction: unusable files
-    (empty, bad header, too short, silent, NaN) raise one PrepareError that lists them all, unless
+    Every wav is hashed; when `cache_dir` already holds a cache of the same files and front end (class,
+    init_args, library versions) it is reused as is. Otherwise every file is checked before any
+    extraction: unusable files (empty, bad header, too short, silent, NaN) raise one PrepareError that
+    lists them all, unless
     `skip_bad`, which leaves them out and lists them in `<cache>/skipped.csv`. Other sample rates are
     resampled and multi-channel files down-mixed. Features are extracted in `workers` processes in
     shards of `shard_size` utterances kept under `<cache>/.partial/`, so a killed run resumes where it
@@ -412,7 +454,9 @@ def prepare_cache(
     """
     if workers < 1:
         raise BadArgument(f"workers={workers}: need at least 1 process")
-    check_config(config)
+    front_end.check()
+    _check_device(front_end, device)
+    config_hash(front_end)  # a missing optional library or model folder fails here, before any work
     root, cache_dir = Path(root).resolve(), Path(cache_dir)
     console = Console(highlight=False, soft_wrap=True)  # long paths stay copyable
     index = index_corpus(root)
@@ -421,7 +465,7 @@ def prepare_cache(
     _check_writable(cache_dir)
     paths = [root / path for path in index["path"]]
     index[FILE_HASH] = list(_progress_map(None, _hash_file, paths, "hashing corpus", console))
-    reason = _stale_reason(cache_dir, root, index, config, skip_bad)
+    reason = _stale_reason(cache_dir, root, index, front_end, skip_bad)
     if reason is None:
         shutil.rmtree(cache_dir / PARTIAL, ignore_errors=True)
         _record_root(cache_dir, root)
@@ -430,22 +474,24 @@ def prepare_cache(
         return cache
     console.print(reason, markup=False)
     with _worker_pool(workers) as pool:
-        manifest, skipped = _check_corpus(pool, root, cache_dir, index, config, skip_bad, console)
+        manifest, skipped = _check_corpus(pool, root, cache_dir, index, front_end, skip_bad, console)
         console.print(_summary_table(manifest))
-        shard_files = _extract_shards(pool, root, manifest, config, cache_dir / PARTIAL, shard_size, console)
+        shard_files = _extract_shards(
+            pool, root, manifest, front_end, device, cache_dir / PARTIAL, shard_size, console
+        )
     lengths = np.concatenate([np.load(file)["lengths"] for file in shard_files])
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     manifest = manifest.assign(n_frames=lengths)[[*COLUMNS, "duration_s", "n_frames", FILE_HASH]]
     outputs: dict[str, Callable[[BinaryIO], object]] = {
         FEATURES: partial(
-            _write_features, shards=shard_files, frames=int(offsets[-1]), channels=config.n_channels
+            _write_features, shards=shard_files, frames=int(offsets[-1]), channels=front_end.n_channels
         ),
         OFFSETS: partial(np.save, arr=offsets),
         MANIFEST: _csv_writer(manifest),
     }
     if len(skipped):
         outputs[SKIPPED] = _csv_writer(skipped)
-    _install(cache_dir, outputs, _meta(root, manifest, skipped, config))
+    _install(cache_dir, outputs, _meta(root, manifest, skipped, front_end))
     shutil.rmtree(cache_dir / PARTIAL)
     cache = load_cache(cache_dir, mmap=True)
     hours = cache.meta["hours"]

@@ -5,8 +5,9 @@ A complete cache directory holds:
                  n_frames and file_hash, the xxh3-64 of the wav that tells a changed file)
   features.npy   all frames of all utterances stacked: (total_frames, channels) float16
   offsets.npy    (n_utterances + 1,) int64; utterance i is features[offsets[i]:offsets[i+1]]
-  meta.json      feature config, corpus fingerprint, counts; written last, so a cache
-                 without it is incomplete and never loads
+  meta.json      the front end's config (class_path + init_args), library versions and blocks, the
+                 corpus fingerprint and counts; written last, so a cache without it is incomplete and
+                 never loads
   skipped.csv    only with `prepare --skip-bad`: path, reason and file_hash of each unusable wav
 Variable-length utterances are stored back to back, so no frame is padding.
 """
@@ -22,14 +23,15 @@ import pandas as pd
 
 from sed_uda.corpus.layout import EMOTIONS, LANGUAGES, SPLITS
 from sed_uda.errors import BadArgument, UserError
-from sed_uda.features.config import FeatureConfig
+from sed_uda.features.frontends import FrontEnd, FrontEndError, recorded, recorded_blocks
 
 MANIFEST = "manifest.csv"
 FEATURES = "features.npy"
 OFFSETS = "offsets.npy"
 META = "meta.json"
 SKIPPED = "skipped.csv"
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
+"""2: meta.json records the front end (format 1 caches were the librosa frames' `feature_config`)."""
 
 _TEXT_COLUMNS = {name: str for name in ("utterance_id", "path", "speaker", "text", "file_hash")}
 """Manifest columns read as text, so ids like 0011, digit-only transcripts and hashes stay intact."""
@@ -57,8 +59,13 @@ class FeatureCache:
     manifest: pd.DataFrame
     features: np.ndarray
     offsets: np.ndarray
-    config: FeatureConfig
+    front_end: FrontEnd
     meta: dict
+
+    @property
+    def blocks(self) -> dict[str, int]:
+        """Channels of each block of the frames, in stacking order, as meta.json lists them."""
+        return recorded_blocks(self.meta)
 
     def __len__(self) -> int:
         return len(self.manifest)
@@ -102,8 +109,10 @@ def read_meta(cache_dir: str | Path) -> dict:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise CacheError(f"{path}: unreadable ({error}); {REBUILD}") from error
-    if not isinstance(meta, dict) or not isinstance(meta.get("feature_config"), dict):
-        raise CacheError(f"{path}: not a feature cache's meta.json (no feature_config); {REBUILD}")
+    if not isinstance(meta, dict) or not any(
+        isinstance(meta.get(k), dict) for k in ("front_end", "feature_config")
+    ):
+        raise CacheError(f"{path}: not a feature cache's meta.json (no front_end); {REBUILD}")
     return meta
 
 
@@ -143,7 +152,10 @@ def load_cache(cache_dir: str | Path, mmap: bool = False) -> FeatureCache:
     manifest = _read_manifest(cache_dir / MANIFEST)
     features = _load_array(cache_dir / FEATURES, mmap)
     offsets = _load_array(cache_dir / OFFSETS, mmap=False)
-    config = FeatureConfig.from_dict(meta["feature_config"])
+    try:
+        front_end = recorded(meta)
+    except FrontEndError as error:
+        raise CacheError(f"{cache_dir / META}: {error}") from error
     if len(offsets) != len(manifest) + 1 or offsets[-1] != len(features) or features.ndim != 2:
         raise CacheError(
             f"{cache_dir}: manifest, offsets and features disagree "
@@ -153,17 +165,17 @@ def load_cache(cache_dir: str | Path, mmap: bool = False) -> FeatureCache:
         "frames": len(features),
         "channels": features.shape[1],
         "utterances": len(manifest),
-        "feature_config channels": features.shape[1],
+        "front end channels": features.shape[1],
     }
     stated = {
         "frames": meta.get("frames"),
         "channels": meta.get("channels"),
         "utterances": (meta.get("counts") or {}).get("utterances"),
-        "feature_config channels": config.n_channels,
+        "front end channels": sum(recorded_blocks(meta).values()),
     }
     wrong = [
         f"{key} {stated[key]} (files: {held[key]})" for key in held if stated[key] not in (None, held[key])
     ]
     if wrong:
         raise CacheError(f"{cache_dir / META} contradicts the arrays: {', '.join(wrong)}; {REBUILD}")
-    return FeatureCache(manifest, features, offsets, config, meta)
+    return FeatureCache(manifest, features, offsets, front_end, meta)

@@ -3,6 +3,6 @@
 checkpoint.py   read a checkpoint safely, compare it with a configuration
 model.py        the checkpoint's model and input recipe, ready to predict (`load_model`)
 audio.py        find, load and check recordings; their frame features
-normalize.py    prediction-time standardisation (stored global statistics, per speaker folder, per file)
+speakers.py     who speaks in each recording, for per-speaker models (`classify --speaker-from`)
 classify.py     the `sed-uda classify` command: batch, table, CSV/JSON
 """

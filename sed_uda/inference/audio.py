@@ -1,71 +1,90 @@
 """Recordings to classify: find them, load and check them as `prepare` does, and extract their features.
 
 Loading is `sed_uda.corpus.audio.load_audio` (the same checks and conversions as the cache builder) and
-features are `sed_uda.features.extract.extract_features` with one BLAS thread and float16 storage, as
+features come from the checkpoint's front end with one BLAS thread and float16 storage, as
 `prepare` writes them, so a recording classified from its file gets exactly the frames its cache has.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-import librosa
 import numpy as np
+import soundfile as sf
 from threadpoolctl import threadpool_limits
 
-from sed_uda.corpus.audio import AudioProblem, load_audio
-from sed_uda.features.config import FeatureConfig
-from sed_uda.features.extract import extract_features
+from sed_uda.corpus.audio import AudioProblem, load_audio, prepare_signal
+from sed_uda.features.frontends import FrontEnd
 
-AUDIO_SUFFIXES: tuple[str, ...] = (".wav", ".flac")
+FORMAT_SUFFIXES: dict[str, tuple[str, ...]] = {
+    "WAV": (".wav",),
+    "FLAC": (".flac",),
+    "MP3": (".mp3",),
+    "OGG": (".ogg", ".oga", ".opus"),
+    "AIFF": (".aif", ".aiff"),
+    "AU": (".au", ".snd"),
+    "CAF": (".caf",),
+    "W64": (".w64",),
+    "RF64": (".rf64",),
+}
+"""File name endings of the common audio formats, by their libsndfile name."""
+AUDIO_SUFFIXES: tuple[str, ...] = tuple(
+    sorted(suffix for name in sf.available_formats() for suffix in FORMAT_SUFFIXES.get(name, ()))
+)
+"""Suffixes of the files searched for in folders: the common formats the loader (libsndfile) reads."""
 
 
-def find_recordings(paths: Iterable[str | Path]) -> list[Path]:
-    """The wav/flac files named, and those under the folders named (recursively), in sorted order.
+def find_recordings(paths: Iterable[str | Path]) -> tuple[list[Path], Counter[str]]:
+    """The files named, and the audio files under the folders named (recursively), in sorted order, and
+    a count of the other files found in those folders by suffix (they are left out).
 
     A path that does not exist is kept, so that loading it reports it with the other bad files."""
     found: list[Path] = []
+    ignored: Counter[str] = Counter()
     for path in map(Path, paths):
-        if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
-        else:
+        if not path.is_dir():
             found.append(path)
-    return list(dict.fromkeys(found))
+            continue
+        for file in sorted(p for p in path.rglob("*") if p.is_file()):
+            if file.suffix.lower() in AUDIO_SUFFIXES:
+                found.append(file)
+            else:
+                ignored[file.suffix.lower() or "(no suffix)"] += 1
+    return list(dict.fromkeys(found)), ignored
 
 
-def recording_features(path: str | Path, config: FeatureConfig) -> tuple[np.ndarray, tuple[str, ...]]:
+def recording_features(path: str | Path, front_end: FrontEnd) -> tuple[np.ndarray, tuple[str, ...]]:
     """float16 (frames, channels) features of one file and the conversions applied (AudioProblem if bad)."""
-    signal, conversions = load_audio(path, config.sample_rate, config.min_duration_s)
-    return _features(signal, config), conversions
+    signal, conversions = load_audio(path, front_end.sample_rate, front_end.min_duration_s)
+    return _features(signal, front_end), conversions
 
 
 def waveform_features(
-    waveform: np.ndarray, sample_rate: int, config: FeatureConfig, name: str = "<waveform>"
+    waveform: np.ndarray, sample_rate: int, front_end: FrontEnd, name: str = "<waveform>"
 ) -> np.ndarray:
-    """float16 features of samples in memory: (samples,) or (samples, channels), any sample rate."""
+    """float16 features of samples in memory at any sample rate: (samples,), (samples, channels) or
+    channels first, (channels, samples), as torchaudio returns them (the shorter axis is the channels)."""
     samples = np.asarray(waveform, dtype=np.float32)
-    if samples.ndim == 2:
-        samples = samples.mean(axis=1)
-    if samples.ndim != 1:
-        raise AudioProblem(name, f"expected (samples,) or (samples, channels), got shape {samples.shape}")
-    if not np.isfinite(samples).all():
-        raise AudioProblem(name, "contains NaN/inf samples")
-    if sample_rate != config.sample_rate and len(samples):
-        samples = librosa.resample(
-            samples, orig_sr=sample_rate, target_sr=config.sample_rate, res_type="soxr_hq"
+    if samples.ndim == 1:
+        samples = samples[:, None]
+    elif samples.ndim == 2 and samples.shape[0] < samples.shape[1]:
+        samples = samples.T
+    if samples.ndim != 2:
+        raise AudioProblem(
+            name, f"expected (samples,), (samples, channels) or (channels, samples): {samples.shape}"
         )
-    if len(samples) / config.sample_rate < config.min_duration_s or not samples.any():
-        raise AudioProblem(name, f"shorter than {config.min_duration_s:.2f} s or silent")
-    return _features(samples, config)
+    signal, _ = prepare_signal(samples, sample_rate, front_end.sample_rate, front_end.min_duration_s, name)
+    return _features(signal, front_end)
 
 
-def _features(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
+def _features(signal: np.ndarray, front_end: FrontEnd) -> np.ndarray:
     with threadpool_limits(1):  # prepare's threading, hence prepare's bytes
-        return extract_features(signal, config).astype(np.float16)
+        return front_end.extract(signal).astype(np.float16)
 
 
-def select_channels(features: np.ndarray, config: FeatureConfig, blocks: Sequence[str]) -> np.ndarray:
+def select_channels(features: np.ndarray, front_end: FrontEnd, blocks: Sequence[str]) -> np.ndarray:
     """The channels of the named feature blocks, in stacking order (as the data module selects them)."""
-    slices = config.slices()
-    return features[:, np.concatenate([np.arange(config.n_channels)[slices[name]] for name in blocks])]
+    slices = front_end.slices()
+    return features[:, np.concatenate([np.arange(front_end.n_channels)[slices[name]] for name in blocks])]

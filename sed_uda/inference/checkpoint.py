@@ -32,7 +32,7 @@ def read_checkpoint(path: str | Path) -> dict:
 def data_state(checkpoint: Mapping, path: str | Path) -> dict:
     """The data module's state stored in a checkpoint (feature recipe, normalisation, class names)."""
     state = checkpoint.get(DATA_STATE)
-    if not state or "feature_config" not in state:
+    if not state or not ("front_end" in state or "feature_config" in state):
         raise CheckpointMismatch(
             f"{path}: the checkpoint holds no feature recipe (written before checkpoints were "
             "self-contained); train it again with `sed-uda fit`"

@@ -18,4 +18,6 @@ class InterruptAt(Callback):
 
     def on_train_batch_end(self, trainer: pl.Trainer, *args: object) -> None:
         if trainer.global_step == self.step:
+            if self.signal == signal.SIGINT:  # as from a terminal, even if this process inherited it ignored
+                signal.signal(signal.SIGINT, signal.default_int_handler)
             os.kill(os.getpid(), self.signal)

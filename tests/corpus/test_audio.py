@@ -39,6 +39,7 @@ def test_good_file_round_trips(tmp_path: Path) -> None:
     assert audio_duration(path) == pytest.approx(0.5)
 
 
+@pytest.mark.slow
 def test_stereo_44k1_is_downmixed_and_resampled(tmp_path: Path) -> None:
     path = tmp_path / "stereo.wav"
     left = _tone(0.5, rate=44_100)
@@ -87,6 +88,13 @@ def _short_wav(folder: Path) -> Path:
     return _good_wav(folder, seconds=0.05)
 
 
+def _dithered_silence(folder: Path) -> Path:
+    """2 s of digital silence with +-1 LSB dither (about -90 dBFS)."""
+    dither = np.random.default_rng(0).integers(-1, 2, size=2 * RATE).astype(np.int16)
+    sf.write(folder / "dither.wav", dither, RATE, subtype="PCM_16")
+    return folder / "dither.wav"
+
+
 def _silent_wav(folder: Path) -> Path:
     sf.write(folder / "silent.wav", np.zeros(RATE, dtype=np.int16), RATE, subtype="PCM_16")
     return folder / "silent.wav"
@@ -101,6 +109,7 @@ def _silent_wav(folder: Path) -> Path:
         (_not_audio, "unreadable header: "),
         (_short_wav, "too short: 0.05 s < 0.25 s"),
         (_silent_wav, "silent: all samples are zero"),
+        (_dithered_silence, "near-silent: RMS level -9"),
         (_nan_wav, "contains NaN/inf samples"),
         (_inf_wav, "contains NaN/inf samples"),
     ],

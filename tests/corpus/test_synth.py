@@ -113,6 +113,7 @@ def test_audio_is_16k_mono_int16_speech(tiny_corpus: Path) -> None:
         assert np.sqrt(np.mean(samples**2)) > 0.01, f"{wav} is nearly silent"
 
 
+@pytest.mark.slow
 def test_same_seed_is_byte_identical_whatever_the_workers_and_another_seed_differs(tmp_path: Path) -> None:
     size = {"speakers_per_language": 1, "utterances_per_emotion": 3}
     first = _files(synthesize_corpus(tmp_path / "a", seed=3, workers=1, **size))
@@ -163,6 +164,7 @@ def test_a_finished_corpus_is_kept_and_other_settings_are_refused(tiny_corpus: P
     assert _files(tiny_corpus) == before
 
 
+@pytest.mark.slow
 def test_an_interrupted_synth_is_refused_by_the_reader_and_resumes_to_the_same_bytes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:

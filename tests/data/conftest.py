@@ -15,7 +15,7 @@ import pytest
 
 from sed_uda.corpus.layout import EMOTIONS
 from sed_uda.features import store
-from sed_uda.features.config import FeatureConfig
+from sed_uda.features.frontends.librosa import LibrosaFrames
 
 SPEAKERS: dict[str, str] = {"0001": "zh", "0002": "zh", "0011": "en", "0012": "en"}
 SPLIT_SIZES: dict[str, int] = {"train": 7, "val": 3, "test": 2}
@@ -32,7 +32,7 @@ def write_cache(
     """Write a complete cache: `split_sizes[split]` utterances per speaker and split, each with a
     random number of frames in [frames[0], frames[1]]."""
     rng = np.random.default_rng(seed)
-    config = FeatureConfig()
+    config = LibrosaFrames()
     rows, blocks = [], []
     for s, (speaker, language) in enumerate(speakers.items()):
         centre = LANGUAGE_SHIFT[language] + rng.normal(size=config.n_channels)
@@ -58,7 +58,7 @@ def write_cache(
     pd.DataFrame(rows).to_csv(directory / store.MANIFEST, index=False)
     np.save(directory / store.FEATURES, np.concatenate(blocks).astype(np.float16))
     np.save(directory / store.OFFSETS, np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64))
-    meta = {"format": store.CACHE_FORMAT, "feature_config": config.to_dict(), "n_utterances": len(rows)}
+    meta = {"format": store.CACHE_FORMAT, "front_end": config.config(), "n_utterances": len(rows)}
     (directory / store.META).write_text(json.dumps(meta))
     return directory
 

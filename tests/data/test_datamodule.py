@@ -12,12 +12,12 @@ import torch
 from sed_uda.data.crops import LabelledRandomCrops, RandomCrops
 from sed_uda.data.datamodule import CrossLingualDataModule
 from sed_uda.data.keys import LABELLED, TEST_LOADERS, UNLABELLED, VAL_LOADERS
-from sed_uda.features.config import FeatureConfig
+from sed_uda.features.frontends.librosa import LibrosaFrames
 from sed_uda.features.store import CacheError, load_cache
 
 from .conftest import SPEAKERS, SPLIT_SIZES, write_cache
 
-CHANNELS = FeatureConfig().n_channels
+CHANNELS = LibrosaFrames().n_channels
 
 
 def datamodule(cache: Path, stage: str | None = "fit", **kwargs: object) -> CrossLingualDataModule:
@@ -106,7 +106,7 @@ def test_each_side_comes_from_its_language(
 
 def test_num_channels_and_direction_are_known_before_setup(random_cache: Path) -> None:
     dm = datamodule(random_cache, stage=None, source="zh", target="en", features=["mel", "zcr"])
-    assert dm.num_channels == 1 + FeatureConfig().n_mels
+    assert dm.num_channels == 1 + LibrosaFrames().n_mels
     assert dm.direction == "zh2en"
     assert dm.frames is None
 
@@ -114,7 +114,7 @@ def test_num_channels_and_direction_are_known_before_setup(random_cache: Path) -
 def test_feature_subset_picks_the_right_channels(random_cache: Path) -> None:
     dm = datamodule(random_cache, features=["contrast", "zcr"], normalization="none")
     cache = load_cache(random_cache)
-    slices = cache.config.slices()
+    slices = cache.front_end.slices()
     expected = np.concatenate([cache.features[:, slices["zcr"]], cache.features[:, slices["contrast"]]], 1)
     assert dm.frames.shape == (len(cache.features), dm.num_channels)
     np.testing.assert_array_equal(dm.frames.numpy(), expected)
@@ -133,14 +133,39 @@ def test_global_normalisation_uses_source_train_frames_only(random_cache: Path) 
     assert target.mean() < -1  # Mandarin frames sit far below the English statistics
 
 
-def test_speaker_normalisation_standardises_each_speaker(random_cache: Path) -> None:
+def test_speaker_normalisation_standardises_each_speaker_by_their_train_and_val_audio(
+    random_cache: Path,
+) -> None:
     dm = datamodule(random_cache, normalization="speaker")
     frames, offsets, manifest = dm.frames.double().numpy(), dm.offsets.numpy(), dm.manifest
     for speaker in SPEAKERS:
-        rows = np.flatnonzero(manifest["speaker"] == speaker)
+        rows = np.flatnonzero((manifest["speaker"] == speaker) & (manifest["split"] != "test"))
         values = np.concatenate([frames[offsets[r] : offsets[r + 1]] for r in rows])
         np.testing.assert_allclose(values.mean(axis=0), 0, atol=5e-3)
         np.testing.assert_allclose(values.std(axis=0), 1, atol=5e-3)
+    assert dm.speakers == list(SPEAKERS) and dm.state_dict()["normalization_stats"]["speakers"] == dm.speakers
+
+
+def test_speaker_statistics_never_see_the_test_split(tmp_path: Path) -> None:
+    random_cache = write_cache(tmp_path / "cache")
+    before = datamodule(random_cache, normalization="speaker").normalization_stats
+    cache = load_cache(random_cache)
+    features = np.load(random_cache / "features.npy")
+    for row in cache.select(split="test"):
+        features[cache.offsets[row] : cache.offsets[row + 1]] = 50  # test audio changes completely
+    np.save(random_cache / "features.npy", features)
+    after = datamodule(random_cache, normalization="speaker").normalization_stats
+    np.testing.assert_array_equal(before.mean, after.mean)
+    np.testing.assert_array_equal(before.std, after.std)
+
+
+def test_utterance_normalisation_standardises_each_utterance_alone(random_cache: Path) -> None:
+    dm = datamodule(random_cache, normalization="utterance")
+    frames, offsets = dm.frames.double().numpy(), dm.offsets.numpy()
+    for row in range(0, len(offsets) - 1, 5):
+        values = frames[offsets[row] : offsets[row + 1]]
+        np.testing.assert_allclose(values.mean(axis=0), 0, atol=5e-3)
+    assert dm.state_dict()["normalization_stats"] is None and dm.state_dict()["normalization"] == "utterance"
 
 
 def eval_rows(loader: torch.utils.data.DataLoader) -> tuple[list[int], list[int]]:

@@ -11,10 +11,10 @@ import torch
 from sed_uda.data.datamodule import CrossLingualDataModule
 from sed_uda.data.keys import LABELLED, UNLABELLED
 from sed_uda.data.pooling import utterance_statistics
-from sed_uda.features.config import FeatureConfig
+from sed_uda.features.frontends.librosa import LibrosaFrames
 from sed_uda.models.components.stats import StatsEncoder
 
-CHANNELS = FeatureConfig().n_channels
+CHANNELS = LibrosaFrames().n_channels
 
 
 def test_utterance_statistics_are_mean_and_root_of_variance_plus_epsilon() -> None:

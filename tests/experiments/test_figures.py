@@ -86,11 +86,11 @@ def test_examples_share_the_id_number_across_languages(tiny_cache: Path) -> None
 def test_feature_panels_plot_the_cached_values(tiny_cache: Path) -> None:
     cache = load_cache(tiny_cache)
     features = cache.utterance(0)
-    fig = figures.feature_panels({"first": features}, cache.config)
+    fig = figures.feature_panels({"first": features}, cache.front_end)
     zcr_line = fig.axes[0].lines[0]
     np.testing.assert_allclose(zcr_line.get_ydata(), features[:, 0].astype(np.float32))
     with pytest.raises(ValueError, match=r"expected \(frames, 176\)"):
-        figures.feature_panels({"cut": features[:, :40]}, cache.config)
+        figures.feature_panels({"cut": features[:, :40]}, cache.front_end)
 
 
 def test_confusions_sum_seeds_and_rows_normalise(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from sed_uda.cli import main
+from sed_uda.errors import BadArgument
 from sed_uda.experiments import grid as grid_module
 from sed_uda.experiments.claims import claim, claim_path
 from sed_uda.experiments.grid import Cell, GridSpec, run_grid
@@ -115,8 +116,33 @@ def test_an_experiment_config_given_to_grid_is_named_in_one_line(capsys, monkeyp
 def test_slurm_without_sbatch_says_what_to_do(tmp_path: Path, capsys, monkeypatch) -> None:
     monkeypatch.setattr(shutil, "which", lambda name: None)
     spec = _spec(tmp_path / "cache", tmp_path / "runs")
-    with pytest.raises(Exception, match="needs `sbatch` on this machine's PATH"):
+    with pytest.raises(BadArgument, match="needs `sbatch` on this machine's PATH"):
         list(make_launcher("slurm").launch(print, spec.runs(), tmp_path / "jobs"))
+
+
+@pytest.mark.parametrize(
+    ("launcher", "jobs", "message"),
+    [
+        (None, 0, "--jobs must be at least 1, got 0"),
+        ("cloud", None, "unknown launcher 'cloud'; choose one of in-process, local, slurm"),
+        ("in-process", 3, "--jobs does not apply to the InProcess launcher"),
+        (
+            {"class_path": "sed_uda.Nothing"},
+            None,
+            "launcher class_path 'sed_uda.Nothing' does not name a class",
+        ),
+    ],
+)
+def test_launcher_choices_are_checked(launcher: object, jobs: int | None, message: str) -> None:
+    with pytest.raises(BadArgument, match=re.escape(message)):
+        make_launcher(launcher, jobs)
+
+
+def test_a_grid_config_block_chooses_the_launcher() -> None:
+    slurm = make_launcher(
+        {"class_path": "sed_uda.experiments.launchers.Slurm", "init_args": {"cpus_per_task": 4}}, jobs=8
+    )
+    assert (type(slurm).__name__, slurm.threads(), slurm.jobs) == ("Slurm", 4, 8)
 
 
 def test_grid_help_names_files_that_exist(capsys, monkeypatch) -> None:

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from sed_uda.experiments.probe import COLUMNS, format_probe, pooled_features, probe
-from sed_uda.features.config import FeatureConfig
+from sed_uda.features.frontends.librosa import LibrosaFrames
 from sed_uda.features.store import MANIFEST, FeatureCache
 
 
@@ -18,7 +18,7 @@ def test_pooled_features_are_mean_and_std_of_each_utterance() -> None:
     lengths = [3, 7, 1]
     features = rng.normal(size=(sum(lengths), 4)).astype(np.float16)
     offsets = np.concatenate([[0], np.cumsum(lengths)])
-    cache = FeatureCache(pd.DataFrame(index=range(3)), features, offsets, FeatureConfig(), {})
+    cache = FeatureCache(pd.DataFrame(index=range(3)), features, offsets, LibrosaFrames(), {})
     pooled = pooled_features(cache)
     for row in range(3):
         frames = features[offsets[row] : offsets[row + 1]].astype(np.float64)

@@ -16,8 +16,7 @@ from sed_uda.corpus.audio import load_audio
 from sed_uda.corpus.esd import COLUMNS, index_corpus
 from sed_uda.features import cache as cache_module
 from sed_uda.features.cache import PARTIAL, PrepareError, load_split, prepare_cache
-from sed_uda.features.config import FeatureConfig
-from sed_uda.features.extract import extract_features
+from sed_uda.features.frontends.librosa import LibrosaFrames
 from sed_uda.features.store import FEATURES, MANIFEST, META, OFFSETS, SKIPPED, CacheError, load_cache
 from tests.corpus.esd_tree import write_esd_tree
 
@@ -42,17 +41,21 @@ def _paths(root: Path) -> list[str]:
     return index_corpus(root)["path"].tolist()
 
 
+EXTRACT = LibrosaFrames.extract
+"""The real extractor, which `_count_extractions` wraps (also when called twice in a test)."""
+
+
 def _count_extractions(monkeypatch: pytest.MonkeyPatch, fail_after: int | None = None) -> list[int]:
     """Count in-process extractions (workers=1); with `fail_after`, die like a killed run at that call."""
     calls: list[int] = []
 
-    def counting(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    def counting(front_end: LibrosaFrames, y: np.ndarray) -> np.ndarray:
         if fail_after is not None and len(calls) == fail_after:
             raise KeyboardInterrupt
         calls.append(1)
-        return extract_features(y, config)
+        return EXTRACT(front_end, y)
 
-    monkeypatch.setattr(cache_module, "extract_features", counting)
+    monkeypatch.setattr(LibrosaFrames, "extract", counting)
     return calls
 
 
@@ -62,10 +65,10 @@ def test_prepare_builds_a_cache_that_matches_the_corpus(corpus: Path, tmp_path: 
     loaded = load_cache(tmp_path / "cache")
     assert len(cache) == len(loaded) == len(index)
     pd.testing.assert_frame_equal(loaded.manifest[list(COLUMNS)], index[list(COLUMNS)])
-    assert loaded.features.dtype == np.float16 and loaded.features.shape[1] == FeatureConfig().n_channels
+    assert loaded.features.dtype == np.float16 and loaded.features.shape[1] == LibrosaFrames().n_channels
     for row, path in enumerate(index["path"]):
         y, _ = load_audio(corpus / path)
-        expected = extract_features(y, FeatureConfig()).astype(np.float16)
+        expected = LibrosaFrames().extract(y).astype(np.float16)
         np.testing.assert_array_equal(loaded.utterance(row), expected)
         assert loaded.manifest["n_frames"][row] == len(expected)
         assert loaded.manifest["duration_s"][row] == pytest.approx(len(y) / SR)
@@ -81,9 +84,9 @@ def test_prepare_builds_a_cache_that_matches_the_corpus(corpus: Path, tmp_path: 
 
 def test_zcr_survives_float16_storage_exactly(corpus: Path, tmp_path: Path) -> None:
     loaded = prepare_cache(corpus, tmp_path / "cache")
-    zcr = FeatureConfig().slices()["zcr"]
+    zcr = LibrosaFrames().slices()["zcr"]
     y, _ = load_audio(corpus / loaded.manifest["path"][0])
-    exact = extract_features(y, FeatureConfig())[:, zcr]
+    exact = LibrosaFrames().extract(y)[:, zcr]
     np.testing.assert_array_equal(loaded.utterance(0)[:, zcr].astype(np.float32), exact)
 
 
@@ -101,7 +104,7 @@ def test_load_split_returns_rows_and_float32_arrays_of_one_language_and_split(
 
 
 def _break_files(root: Path) -> tuple[dict[str, str], str]:
-    """Overwrite six corpus wavs: five unusable (path -> expected reason word) and one stereo 44.1 kHz."""
+    """Overwrite seven corpus wavs: six unusable (path -> expected reason word) and one stereo 44.1 kHz."""
     paths = _paths(root)
     t = np.arange(int(0.5 * 44_100)) / 44_100
     tone = 0.3 * np.sin(2 * np.pi * 220 * t)
@@ -113,7 +116,10 @@ def _break_files(root: Path) -> tuple[dict[str, str], str]:
     nan[100] = np.nan
     sf.write(root / paths[4], nan, SR, subtype="FLOAT")
     sf.write(root / paths[5], np.stack([tone, -0.5 * tone], axis=1), 44_100)
+    dither = np.random.default_rng(0).integers(-1, 2, size=2 * SR).astype(np.int16)  # +-1 LSB, 2 s
+    sf.write(root / paths[6], dither, SR, subtype="PCM_16")
     reasons = {paths[0]: "empty", paths[1]: "header", paths[2]: "short", paths[3]: "zero", paths[4]: "nan"}
+    reasons[paths[6]] = "near-silent"
     return reasons, paths[5]
 
 
@@ -162,21 +168,21 @@ def test_unchanged_corpus_and_config_reuse_the_cache(
     assert stamps == {name: (tmp_path / "cache" / name).stat().st_mtime_ns for name in stamps}
 
 
-DEFAULT = FeatureConfig()
+DEFAULT = LibrosaFrames()
 
 
-def _rebuild_message(corpus: Path, cache_dir: Path, capsys, config: FeatureConfig = DEFAULT) -> str:
+def _rebuild_message(corpus: Path, cache_dir: Path, capsys, config: LibrosaFrames = DEFAULT) -> str:
     capsys.readouterr()
-    prepare_cache(corpus, cache_dir, config=config)
+    prepare_cache(corpus, cache_dir, front_end=config)
     return capsys.readouterr().out
 
 
 def test_changed_config_rebuilds(corpus: Path, tmp_path: Path, capsys) -> None:
     prepare_cache(corpus, tmp_path / "cache")
-    smaller = FeatureConfig(n_mels=64, n_mfcc=20)
-    assert "feature config changed" in _rebuild_message(corpus, tmp_path / "cache", capsys, smaller)
+    smaller = LibrosaFrames(n_mels=64, n_mfcc=20)
+    assert "front end changed" in _rebuild_message(corpus, tmp_path / "cache", capsys, smaller)
     loaded = load_cache(tmp_path / "cache")
-    assert loaded.config == smaller and loaded.features.shape[1] == smaller.n_channels
+    assert loaded.front_end == smaller and loaded.features.shape[1] == smaller.n_channels
 
 
 def test_modified_added_and_removed_wavs_rebuild(corpus: Path, tmp_path: Path, capsys) -> None:
@@ -187,7 +193,7 @@ def test_modified_added_and_removed_wavs_rebuild(corpus: Path, tmp_path: Path, c
     assert "0 added, 0 removed, 1 modified" in _rebuild_message(corpus, cache_dir, capsys)
     y, _ = load_audio(corpus / first)
     np.testing.assert_array_equal(
-        load_cache(cache_dir).utterance(0), extract_features(y, FeatureConfig()).astype(np.float16)
+        load_cache(cache_dir).utterance(0), LibrosaFrames().extract(y).astype(np.float16)
     )
 
     write_esd_tree(corpus, ["0012"], emotions=("sad",), per_emotion=1, junk=False)
@@ -229,13 +235,15 @@ def test_killed_rebuild_leaves_the_old_cache_valid(
     before = {name: (tmp_path / "cache" / name).read_bytes() for name in (*COMPLETE_FILES, META)}
     _count_extractions(monkeypatch, fail_after=3)
     with pytest.raises(KeyboardInterrupt):
-        prepare_cache(corpus, tmp_path / "cache", shard_size=2, config=FeatureConfig(n_mels=64))
+        prepare_cache(corpus, tmp_path / "cache", shard_size=2, front_end=LibrosaFrames(n_mels=64))
     assert before == {name: (tmp_path / "cache" / name).read_bytes() for name in before}
     assert (
-        json.loads(before[META])["feature_config"]["n_mels"] == load_cache(tmp_path / "cache").config.n_mels
+        json.loads(before[META])["front_end"]["init_args"]["n_mels"]
+        == load_cache(tmp_path / "cache").front_end.n_mels
     )
 
 
+@pytest.mark.slow
 def test_two_workers_write_the_same_cache_as_one(corpus: Path, tmp_path: Path) -> None:
     prepare_cache(corpus, tmp_path / "one", workers=1)
     prepare_cache(corpus, tmp_path / "two", workers=2)
@@ -321,7 +329,7 @@ def test_a_full_disk_leaves_the_old_cache_and_no_temporary_files(
 
     monkeypatch.setattr(cache_module, "_write_features", full)
     with pytest.raises(OSError, match="No space left") as error:
-        prepare_cache(corpus, cache_dir, config=FeatureConfig(n_mels=64))
+        prepare_cache(corpus, cache_dir, front_end=LibrosaFrames(n_mels=64))
     assert error.value.errno == errno.ENOSPC
     assert before == {name: (cache_dir / name).read_bytes() for name in before}
     leftovers = [p.name for p in cache_dir.iterdir() if p.suffix in (".tmp", ".new")]

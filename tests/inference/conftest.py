@@ -1,4 +1,4 @@
-"""Checkpoints trained on the tiny cache (global and per-speaker normalisation), one per session."""
+"""Checkpoints trained on the tiny cache (every normalisation; 1D-CNN and stats encoder), one per session."""
 
 from __future__ import annotations
 
@@ -30,7 +30,17 @@ def global_run(tiny_cache: Path, tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="session")
-def speaker_run(tiny_cache: Path, tmp_path_factory: pytest.TempPathFactory):
-    """(LightningCLI after fit, its last.ckpt) with per-speaker normalisation."""
-    cli = fit_tiny(tiny_cache, tmp_path_factory.mktemp("speaker_run"), "--data.normalization=speaker")
+def utterance_run(tiny_cache: Path, tmp_path_factory: pytest.TempPathFactory):
+    """(LightningCLI after fit, its last.ckpt) with per-utterance normalisation."""
+    cli = fit_tiny(tiny_cache, tmp_path_factory.mktemp("utterance_run"), "--data.normalization=utterance")
+    return cli, Path(cli.trainer.default_root_dir) / "checkpoints" / "last.ckpt"
+
+
+@pytest.fixture(scope="session")
+def stats_speaker_run(tiny_cache: Path, tmp_path_factory: pytest.TempPathFactory):
+    """(LightningCLI after fit, its last.ckpt): the demo's model, stats encoder with per-speaker
+    normalisation, whose pooled statistics are the same for every clip standardised by its own."""
+    stats = f"--config={REPO / 'configs' / 'encoder' / 'stats.yaml'}"
+    root = tmp_path_factory.mktemp("stats_speaker_run")
+    cli = fit_tiny(tiny_cache, root, stats, "--data.normalization=speaker", "--data.crop_frames=512")
     return cli, Path(cli.trainer.default_root_dir) / "checkpoints" / "last.ckpt"

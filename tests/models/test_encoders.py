@@ -90,6 +90,7 @@ def test_padding_never_changes_a_rows_embedding(name: str) -> None:
             assert torch.allclose(alone[0], batched[row], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_resnet50_runs_on_a_tiny_cpu_input_and_trains() -> None:
     encoder = ResNet50Encoder()
     x, lengths = _padded_batch(16, [32, 20])
@@ -99,6 +100,7 @@ def test_resnet50_runs_on_a_tiny_cpu_input_and_trains() -> None:
     assert encoder.conv1.weight.grad is not None and encoder.conv1.weight.grad.abs().sum() > 0
 
 
+@pytest.mark.slow
 def test_resnet50_loads_a_file_saved_from_the_encoder(tmp_path: Path) -> None:
     torch.manual_seed(1)
     saved = ResNet50Encoder().eval()
@@ -112,6 +114,7 @@ def test_resnet50_loads_a_file_saved_from_the_encoder(tmp_path: Path) -> None:
         assert not torch.allclose(fresh(x, lengths), saved(x, lengths))
 
 
+@pytest.mark.slow
 def test_resnet50_loads_an_imagenet_state_dict(tmp_path: Path) -> None:
     imagenet = torchvision.models.resnet50(weights=None).state_dict()
     path = tmp_path / "resnet50_imagenet.pth"
@@ -122,9 +125,12 @@ def test_resnet50_loads_an_imagenet_state_dict(tmp_path: Path) -> None:
     assert not any(name.startswith("fc.") for name in encoder.state_dict())
 
 
+@pytest.mark.slow
 def test_resnet50_bad_weight_files_fail_clearly(tmp_path: Path) -> None:
     missing = tmp_path / "missing.pt"
-    with pytest.raises(FileNotFoundError, match="missing.pt"):
+    with pytest.raises(
+        FileNotFoundError, match="missing.pt does not exist; check --model.encoder.init_args.weights_path"
+    ):
         ResNet50Encoder(weights_path=str(missing))
 
     garbage = tmp_path / "notes.txt"

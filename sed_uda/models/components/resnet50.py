@@ -64,7 +64,9 @@ class ResNet50Encoder(nn.Module):
         """Load an ImageNet ResNet-50 state dict or one saved from this encoder (safe loading only)."""
         path = Path(weights_path)
         if not path.is_file():
-            raise FileNotFoundError(f"ResNet-50 weights file {path} does not exist; check resnet_weights")
+            raise FileNotFoundError(
+                f"ResNet-50 weights file {path} does not exist; check --model.encoder.init_args.weights_path"
+            )
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as error:
