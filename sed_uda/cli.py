@@ -99,7 +99,7 @@ def _list_options(command: Callable[..., object]) -> set[str]:
 def collect_lists(args: Sequence[str], names: set[str]) -> list[str]:
     """`--corpora a b --seeds 0 1` -> `--corpora=["a", "b"] --seeds=[0, 1]` (jsonargparse takes a list as
     one JSON value; users type the values one after another). Numbers stay numbers; a value given as
-    JSON already (`--seeds '[0, 1]'`) is left as it is."""
+    JSON already (`--seeds '[0, 1]'`) is left as it is, and `--seeds=0` is a list of one."""
     import json
 
     def value(text: str) -> object:
@@ -111,9 +111,14 @@ def collect_lists(args: Sequence[str], names: set[str]) -> list[str]:
 
     out, k = [], 0
     while k < len(args):
-        name = args[k][2:].replace("-", "_") if args[k].startswith("--") else ""
+        name, eq, given = args[k][2:].partition("=") if args[k].startswith("--") else ("", "", "")
+        name = name.replace("-", "_")
+        if name in names and eq and not given.startswith("["):  # --seeds=0: a list of one
+            out.append(f"--{name}={json.dumps([value(given)])}")
+            k += 1
+            continue
         given_as_json = k + 1 < len(args) and args[k + 1].startswith(("[", "{"))
-        if name in names and "=" not in args[k] and not given_as_json:
+        if name in names and not eq and not given_as_json:
             values = []
             while k + 1 < len(args) and not args[k + 1].startswith("--"):
                 values.append(value(args[k + 1]))

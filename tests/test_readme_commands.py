@@ -102,6 +102,24 @@ def _probe(argv: list[str], fx: Fixtures) -> None:
     assert "zh" in _ok(_set(argv, "--cache", str(fx.cache)), fx)
 
 
+def _diagnose(argv: list[str], fx: Fixtures) -> None:
+    out = _set(_set(argv, "--cache", str(fx.cache)), "--out", str(fx.tmp / "diagnosis.md"))
+    assert "| block | statistic |" in _ok(out, fx)
+
+
+def _study(argv: list[str], fx: Fixtures) -> None:
+    """On the tiny cache only, one seed, one epoch, the shipped trade-off."""
+    for option, value in (
+        ("--corpora", str(fx.cache)),
+        ("--seeds", "0"),
+        ("--epochs", "1"),
+        ("--scales", "1"),
+    ):
+        argv = _set(argv, option, value)
+    argv = _set(_set(argv, "--runs-dir", str(fx.tmp / "study")), "--out", str(fx.tmp / "study.md"))
+    assert "ORACLE choice" in _ok(argv, fx)
+
+
 def _grid(argv: list[str], fx: Fixtures) -> None:
     assert "resolves" in _ok([*argv, "--dry-run"], fx)
 
@@ -228,6 +246,8 @@ RUNNERS: dict[str, Callable[[list[str], Fixtures], None]] = {
     "synth": _synth,
     "prepare": _prepare,
     "probe": _probe,
+    "diagnose": _diagnose,
+    "study": _study,
     "grid": _grid,
     "table": _table,
     "demo": _demo,

@@ -10,7 +10,8 @@ trained on the source language's train split and tested on the target's test spl
   target-train), then source vectors whitened with their covariance and re-coloured with the
   target's, X_s C_s^(-1/2) C_t^(1/2) (each C + I).
 
-Target labels are used only to score the target test split.
+With `skada` installed (`pip install sed_uda[baselines]`), the baselines of
+`sed_uda.experiments.skada_baselines` join them. Target labels are used only to score the target test split.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from sklearn.preprocessing import StandardScaler
 
 from sed_uda.corpus.layout import EMOTIONS
+from sed_uda.experiments import skada_baselines
 
 BASELINES: dict[str, str] = {
     "logreg": "Logistic regression on pooled statistics (no adaptation)",
@@ -45,9 +47,15 @@ def coral_align(source: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 
 def direction_baselines(
-    cache_dir: str | Path, source: str, target: str, normalization: str, features: Sequence[str]
+    cache_dir: str | Path,
+    source: str,
+    target: str,
+    normalization: str,
+    features: Sequence[str],
+    with_skada: bool = True,
 ) -> list[dict]:
-    """Target-test accuracy and macro-F1 of `BASELINES` for one direction and input setting."""
+    """Target-test accuracy and macro-F1 of `BASELINES` (and of skada's, when installed and
+    `with_skada`) for one direction and input setting."""
     from sed_uda.data.datamodule import CrossLingualDataModule
 
     data = CrossLingualDataModule(
@@ -65,21 +73,24 @@ def direction_baselines(
     target_scaler = StandardScaler().fit(vectors[unlabelled])  # label-free: target-train statistics
     x_train = source_scaler.transform(vectors[train])
     aligned = coral_align(x_train, target_scaler.transform(vectors[unlabelled]))
-    results = []
+    predictions = {}
     for name, inputs, x_test in (
         ("logreg", x_train, source_scaler.transform(vectors[test])),
         ("logreg_coral", aligned, target_scaler.transform(vectors[test])),
     ):
-        model = LogisticRegression(max_iter=3000).fit(inputs, labels[train])
-        predicted = model.predict(x_test)
-        results.append(
-            {
-                "method": name,
-                "direction": f"{source}2{target}",
-                "target_acc": accuracy_score(labels[test], predicted),
-                "target_f1": f1_score(
-                    labels[test], predicted, labels=range(len(EMOTIONS)), average="macro", zero_division=0
-                ),
-            }
+        predictions[name] = LogisticRegression(max_iter=3000).fit(inputs, labels[train]).predict(x_test)
+    if with_skada and skada_baselines.available():
+        predictions |= skada_baselines.skada_predictions(
+            vectors[train], labels[train], vectors[unlabelled], vectors[test]
         )
-    return results
+    return [
+        {
+            "method": name,
+            "direction": f"{source}2{target}",
+            "target_acc": accuracy_score(labels[test], predicted),
+            "target_f1": f1_score(
+                labels[test], predicted, labels=range(len(EMOTIONS)), average="macro", zero_division=0
+            ),
+        }
+        for name, predicted in predictions.items()
+    ]

@@ -18,9 +18,11 @@ from pathlib import Path
 import pandas as pd
 from rich.console import Console
 
+from sed_uda.experiments import skada_baselines
 from sed_uda.experiments.pooled_study import Domains, load_domains, load_losses, train_pooled
 
-NO_ADAPTATION = ("source_only", "logreg", "logreg_coral")
+SKADA = Path("skada")
+"""The block of skada's shallow baselines (`sed_uda.experiments.skada_baselines`), when installed."""
 console = Console(stderr=True)
 
 
@@ -30,77 +32,90 @@ def run_study(
     directions: Sequence[str] = ("en2zh", "zh2en"),
     normalization: str = "speaker",
     scales: Sequence[float] = (1.0, 3.0),
-    lrs: Sequence[float] = (1e-3, 3e-3),
+    lrs: Sequence[float] = (1e-3,),
     seeds: Sequence[int] = (0, 1, 2),
     epochs: int = 10,
     runs_dir: Path = Path("runs/study"),
 ) -> pd.DataFrame:
     """One row per (corpus, direction, method, scale, lr, seed): target IM and target-test accuracy.
 
-    Each (corpus, direction, method) block is kept in `runs_dir` under a name holding every setting
-    and the method config's contents, so an interrupted or extended study reruns only what is new."""
+    Each block (the bounds and `logreg` baselines, skada's baselines, one method at one trade-off and
+    lr) is kept in `runs_dir` under a name hashing everything it depends on (for a method: its config
+    file's contents too), so an interrupted, extended or narrowed study computes only what is new."""
     frames = []
     for corpus in corpora:
         for direction in directions:
             domains = None
-            blocks = [("bounds", None), *((Path(m).stem, Path(m)) for m in methods)]
-            for name, method in blocks:
-                identity = [
-                    str(corpus),
-                    direction,
-                    normalization,
-                    list(scales),
-                    list(lrs),
-                    list(seeds),
-                    epochs,
-                ]
-                identity.append(method.read_text() if method else "bounds and baselines")
+            blocks = [("bounds", None, 0.0, 0.0)]
+            blocks += [(Path(m).stem, Path(m), scale, lr) for m in methods for scale in scales for lr in lrs]
+            blocks += [("skada", SKADA, 0.0, 0.0)] if skada_baselines.available() else []
+            for name, method, scale, lr in blocks:
+                identity = [str(corpus), direction, normalization, _identity(method)]
+                if method != SKADA:
+                    identity += [list(seeds), epochs] + ([scale, lr] if method else [])
                 digest = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:12]
                 stored = Path(runs_dir) / f"{name}_{direction}_{normalization}_{digest}.csv"
                 if not stored.is_file():
                     domains = domains or load_domains(corpus, direction, normalization)
-                    rows = _block(
-                        corpus, direction, normalization, domains, method, scales, lrs, seeds, epochs
-                    )
+                    rows = _block(corpus, direction, domains, method, scale, lr, seeds, epochs, normalization)
                     stored.parent.mkdir(parents=True, exist_ok=True)
                     rows.to_csv(stored.with_suffix(".tmp"), index=False)
                     stored.with_suffix(".tmp").replace(stored)
-                    console.print(f"study: {corpus} {direction} {name} done")
+                    console.print(f"study: {corpus} {direction} {name} x{scale:g} lr {lr:g} done")
                 frames.append(pd.read_csv(stored))
     return pd.concat(frames, ignore_index=True)
+
+
+def _identity(method: Path | None) -> str:
+    """What a block's results depend on besides the corpus and settings."""
+    if method is None:
+        return "bounds and baselines"
+    if method == SKADA:
+        from importlib.metadata import version
+
+        return f"skada {version('skada')}"
+    return method.read_text()
 
 
 def _block(
     corpus: Path,
     direction: str,
-    normalization: str,
     domains: Domains,
     method: Path | None,
-    scales: Sequence[float],
-    lrs: Sequence[float],
+    scale: float,
+    lr: float,
     seeds: Sequence[int],
     epochs: int,
+    normalization: str,
 ) -> pd.DataFrame:
-    """The rows of one method (None: the bounds and the shallow baselines) on one corpus and direction."""
-    from sed_uda.experiments.baselines import direction_baselines
-    from sed_uda.features.frontends.librosa import BLOCK_NAMES
-
+    """The rows of one block on one corpus and direction."""
     base = {"corpus": str(corpus), "direction": direction}
-    rows = []
+    if method == SKADA:
+        predicted = skada_baselines.skada_predictions(
+            domains.source_x.numpy(),
+            domains.source_y.numpy(),
+            domains.target_x.numpy(),
+            domains.test_x.numpy(),
+        )
+        truth = domains.test_y.numpy()
+        rows = [base | _row(name, 0.0, 0.0, 0, 0.0, (p == truth).mean()) for name, p in predicted.items()]
+        return pd.DataFrame(rows)
     if method is None:
+        from sed_uda.experiments.baselines import direction_baselines
+        from sed_uda.features.frontends.librosa import BLOCK_NAMES
+
         source, target = direction[:2], direction[3:]
-        for result in direction_baselines(corpus, source, target, normalization, BLOCK_NAMES):
-            rows.append(base | _row(result["method"], 0.0, 0.0, 0, 0.0, result["target_acc"]))
+        results = direction_baselines(corpus, source, target, normalization, BLOCK_NAMES, with_skada=False)
+        rows = [base | _row(r["method"], 0.0, 0.0, 0, 0.0, r["target_acc"]) for r in results]
         for seed in seeds:
             for name, labelled in (("source_only", "source"), ("target_supervised", "target")):
                 outcome = train_pooled(domains, [], seed=seed, epochs=epochs, labelled=labelled)
                 rows.append(base | _row(name, 0.0, 1e-3, seed, outcome.im, outcome.accuracy))
         return pd.DataFrame(rows)
-    for scale in scales:
-        for lr in lrs:
-            for seed in seeds:
-                outcome = train_pooled(domains, load_losses(method, scale), lr, seed, epochs)
-                rows.append(base | _row(method.stem, scale, lr, seed, outcome.im, outcome.accuracy))
+    rows = []
+    for seed in seeds:
+        outcome = train_pooled(domains, load_losses(method, scale), lr, seed, epochs)
+        rows.append(base | _row(method.stem, scale, lr, seed, outcome.im, outcome.accuracy))
     return pd.DataFrame(rows)
 
 
@@ -110,7 +125,8 @@ def _row(method: str, scale: float, lr: float, seed: int, im: float, acc: float)
 
 def choices(frame: pd.DataFrame) -> pd.DataFrame:
     """Per corpus, direction and method: mean ± std accuracy over seeds at the label-free choice
-    (highest mean IM) and at the oracle choice (highest mean accuracy) of trade-off and lr."""
+    (highest mean IM) and at the oracle choice (highest mean accuracy) of trade-off and lr, and the
+    mean accuracy of the config as shipped (×1, lr 0.001)."""
     settings = (
         frame.groupby(["corpus", "direction", "method", "scale", "lr"])
         .agg(im=("im", "mean"), acc=("acc", "mean"), std=("acc", "std"))
@@ -122,6 +138,7 @@ def choices(frame: pd.DataFrame) -> pd.DataFrame:
             group.loc[group.im.idxmax()] if method != "target_supervised" else group.loc[group.acc.idxmax()]
         )
         oracle = group.loc[group.acc.idxmax()]
+        shipped = group[(group.scale == 1.0) & (group.lr == 1e-3)]
         out.append(
             {
                 "corpus": corpus,
@@ -134,6 +151,7 @@ def choices(frame: pd.DataFrame) -> pd.DataFrame:
                 "oracle_acc": oracle.acc,
                 "oracle_scale": oracle.scale,
                 "oracle_lr": oracle.lr,
+                "shipped_acc": shipped.acc.iloc[0] if len(shipped) else float("nan"),
             }
         )
     return pd.DataFrame(out)
@@ -147,33 +165,106 @@ def study_table(frame: pd.DataFrame, first_is_design: bool = True) -> str:
     for index, corpus in enumerate(corpora):
         role = " (designs decided here)" if first_is_design and index == 0 else " (held out)"
         parts.append(f"#### `{corpus}`{role}\n\n" + _table(chosen[chosen.corpus == corpus], per_seed=True))
-    mean = chosen.groupby(["direction", "method"], sort=False)[["acc", "oracle_acc"]].mean().reset_index()
+    mean = _mean(chosen)
     parts.append(f"#### Mean over the {len(corpora)} corpora\n\n" + _table(mean, per_seed=False))
+    heading = (
+        "#### Each method (label-free choice) against the best no-adaptation row (source-only or any "
+        "shallow baseline), and the share of the gap to the upper bound it closes: mean over "
+    )
+    parts.append(heading + f"all {len(corpora)} corpora\n\n" + margins_table(margins(mean)))
+    if first_is_design and len(corpora) > 1:
+        held_out = _mean(chosen[chosen.corpus != corpora[0]])
+        parts.append(
+            heading + f"the {len(corpora) - 1} held-out corpora\n\n" + margins_table(margins(held_out))
+        )
     return "\n\n".join(parts)
 
 
-def _table(rows: pd.DataFrame, per_seed: bool) -> str:
-    directions = list(dict.fromkeys(rows.direction))
+def _mean(chosen: pd.DataFrame) -> pd.DataFrame:
+    return (
+        chosen.groupby(["direction", "method"], sort=False)[["acc", "oracle_acc", "shipped_acc"]]
+        .mean()
+        .reset_index()
+    )
+
+
+def margins(mean: pd.DataFrame) -> pd.DataFrame:
+    """Per direction and adapting method (label-free choice): the best no-adaptation row, the margin
+    over it, the upper bound and the gap closed, from mean accuracies over corpora."""
+    rows = []
+    for direction, group in mean.groupby("direction", sort=False):
+        no_adaptation = group[group.method.map(_no_adaptation)]
+        methods = group[~group.method.map(_no_adaptation) & (group.method != "target_supervised")]
+        upper = group[group.method == "target_supervised"]
+        if no_adaptation.empty or upper.empty:
+            continue
+        low, high = no_adaptation.loc[no_adaptation.acc.idxmax()], upper.acc.max()
+        for best in methods.itertuples(index=False):
+            rows.append(
+                {
+                    "direction": direction,
+                    "method": best.method,
+                    "acc": best.acc,
+                    "baseline": low.method,
+                    "baseline_acc": low.acc,
+                    "margin": best.acc - low.acc,
+                    "shipped_margin": best.shipped_acc - low.acc,
+                    "upper": high,
+                    "gap_closed": (best.acc - low.acc) / (high - low.acc)
+                    if high != low.acc
+                    else float("nan"),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def margins_table(frame: pd.DataFrame) -> str:
     lines = [
-        "| method | " + " | ".join(f"{d} acc (label-free) | {d} ORACLE choice" for d in directions) + " |",
-        "|---|" + "---|---|" * len(directions),
+        "| direction | method | acc | best no-adaptation row | acc | margin (as shipped) | upper bound "
+        "| gap closed (as shipped) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in frame.itertuples(index=False):
+        lines.append(
+            f"| {r.direction} | {r.method} | {r.acc:.3f} | {r.baseline} | {r.baseline_acc:.3f} | "
+            f"{r.margin:+.3f} ({r.shipped_margin:+.3f}) | {r.upper:.3f} | {r.gap_closed:.2f} "
+            f"({r.shipped_margin / (r.upper - r.baseline_acc):.2f}) |"
+        )
+    return "\n".join(lines)
+
+
+def _no_adaptation(method: str) -> bool:
+    """Source-only and every shallow baseline (`logreg*`, skada's included)."""
+    return method == "source_only" or method.startswith("logreg")
+
+
+def _table(rows: pd.DataFrame, per_seed: bool) -> str:
+    """Per method and direction: the label-free choice, the config as shipped and the ORACLE choice."""
+    directions = list(dict.fromkeys(rows.direction))
+    columns = ("acc (label-free choice)", "as shipped (×1)", "ORACLE choice")
+    lines = [
+        "| method | " + " | ".join(f"{d} {c}" for d in directions for c in columns) + " |",
+        "|---|" + "---|" * len(columns) * len(directions),
     ]
     for method in dict.fromkeys(rows.method):
         cells = []
         for direction in directions:
             hit = rows[(rows.method == method) & (rows.direction == direction)]
             if hit.empty:
-                cells += ["–", "–"]
+                cells += ["–"] * len(columns)
                 continue
             r = hit.iloc[0].to_dict()
             text = f"{r['acc']:.3f}" + (f" ± {r['std']:.3f}" if per_seed and pd.notna(r["std"]) else "")
-            adapting = method not in NO_ADAPTATION and method != "target_supervised"
-            if per_seed and adapting:
+            if _no_adaptation(method) or method == "target_supervised":
+                cells += [text, "–", "–"]
+                continue
+            if per_seed:
                 text += f" (×{r['scale']:g}, lr {r['lr']:g})"
             oracle = f"{r['oracle_acc']:.3f}" + (
                 f" (×{r['oracle_scale']:g}, lr {r['oracle_lr']:g})" if per_seed else ""
             )
-            cells += [text, oracle if adapting else "–"]
+            shipped = "–" if pd.isna(r["shipped_acc"]) else f"{r['shipped_acc']:.3f}"
+            cells += [text, shipped, oracle]
         name = method + (" (upper bound)" if method == "target_supervised" else "")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

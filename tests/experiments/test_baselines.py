@@ -30,5 +30,7 @@ def test_baselines_never_learn_from_target_train_labels(cache_copy: Path) -> Non
     manifest.loc[target_train, "emotion"] = np.roll(manifest.loc[target_train, "emotion"].to_numpy(), 1)
     manifest.to_csv(cache_copy / "manifest.csv", index=False)
     after = direction_baselines(cache_copy, "en", "zh", "speaker", FEATURES)
-    assert [r["method"] for r in before] == ["logreg", "logreg_coral"]
+    # skada's estimators (the baselines extra, in dev) join ours, and never see target labels either
+    names = [r["method"] for r in before]
+    assert names[:2] == ["logreg", "logreg_coral"] and "logreg_tca" in names  # the rest: those that converge
     assert before == after

@@ -47,11 +47,11 @@ def test_diagnose_prints_blocks_bands_confusion_and_levers(
     assert len(confusion) == 2 and all(line.endswith(" |") for line in confusion)
 
 
-def test_a_folder_without_a_cache_is_one_line_and_exit_1(
+def test_a_folder_without_a_cache_is_one_line_and_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     with pytest.raises(SystemExit) as exit_:
         main(["diagnose", "--cache", str(tmp_path)])
-    assert exit_.value.code == 1
+    assert exit_.value.code == 2
     error = capsys.readouterr().err
     assert "not a feature cache" in error and "sed-uda prepare" in error and "Traceback" not in error

@@ -78,10 +78,29 @@ def test_study_writes_the_table_and_reuses_finished_blocks(
     main(args)
     first = capsys.readouterr()
     frame = pd.read_csv(tmp_path / "study.csv")
-    assert set(frame.method) == {"logreg", "logreg_coral", "source_only", "target_supervised", "aad"}
+    assert {"logreg", "logreg_coral", "logreg_tca", "source_only", "target_supervised", "aad"} <= set(
+        frame.method
+    )
     assert sorted(frame[frame.method == "aad"].scale) == [1.0, 3.0]
     table = (tmp_path / "study.md").read_text()
     assert "(designs decided here)" in table and "| aad |" in table and "Mean over the 1 corpora" in table
     assert "done" in first.err
     main(args)
     assert "done" not in capsys.readouterr().err  # every block was kept
+
+
+def test_skada_baselines_join_the_shallow_rows_without_target_labels() -> None:
+    """skada (the `baselines` extra, in `dev`) adds its estimators; target-train labels never reach them."""
+    import numpy as np
+
+    from sed_uda.experiments.skada_baselines import skada_predictions
+
+    rng = np.random.default_rng(0)
+    source, labels = rng.normal(size=(60, 8)), np.arange(60) % 5
+    source[np.arange(60), labels] += 3.0
+    target = source[rng.permutation(60)] + 0.5
+    test = source[:20] + 0.5
+    predicted = skada_predictions(source, labels, target, test)
+    assert set(predicted) == {"logreg_sa", "logreg_tca", "logreg_mlma"}
+    assert all(len(p) == 20 for p in predicted.values())
+    assert np.mean(predicted["logreg_mlma"] == labels[:20]) > 0.5  # the shift is a translation: easy
