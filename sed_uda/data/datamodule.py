@@ -225,32 +225,24 @@ class CrossLingualDataModule(LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         """Every utterance of both languages as {"x", "lengths", "row"}; `row` indexes `self.manifest`."""
-        frames, offsets = self._tensors()
-        rows = torch.arange(len(self._loaded_manifest()))
-        batches = EvalBatches(
-            frames,
-            offsets,
-            rows,
-            self.max_eval_frames,
-            self.eval_batch_size,
-            with_rows=True,
-            sizes=self._sizes(rows),
-        )
-        return _loader(batches)
+        return self._batches_of(torch.arange(len(self._loaded_manifest())), with_rows=True)
 
     def _eval_loader(self, language: str, split: str, labelled: bool = True) -> DataLoader:
-        frames, offsets = self._tensors()
         rows = self.rows(language, split)
         labels = self.labels(rows) if labelled else None
-        rows = torch.from_numpy(rows)
+        return self._batches_of(torch.from_numpy(rows), labels=labels)
+
+    def _batches_of(self, rows: Tensor, **options) -> DataLoader:
+        """Whole-utterance batches of `rows`, by length; `options` go to EvalBatches."""
+        frames, offsets = self._tensors()
         batches = EvalBatches(
             frames,
             offsets,
             rows,
             self.max_eval_frames,
             self.eval_batch_size,
-            labels=labels,
             sizes=self._sizes(rows),
+            **options,
         )
         return _loader(batches)
 
