@@ -26,6 +26,14 @@ class FrontEndError(UserError, ValueError):
     """A front end cannot be built or run as configured; the message names the fix."""
 
 
+def optional_module(name: str, install: str):  # noqa: ANN201 - the module itself
+    """Import an optional extra late; FrontEndError with the install line when it is missing."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as error:
+        raise FrontEndError(install) from error
+
+
 @dataclass(frozen=True)
 class FrontEnd(ABC):
     """Base of every front end: frames of one utterance (or of a batch) and what they are.

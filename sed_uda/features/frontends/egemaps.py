@@ -19,7 +19,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from sed_uda.features.frontends.base import FrontEnd, FrontEndError
+from sed_uda.features.frontends.base import FrontEnd, FrontEndError, optional_module
 
 LEVELS: dict[str, int] = {"lld": 25, "functionals": 88}
 """Channels of each level of eGeMAPSv02."""
@@ -30,11 +30,7 @@ INSTALL = (
 
 
 def _opensmile():  # noqa: ANN202 - the module, imported late because it is an optional extra
-    try:
-        import opensmile
-    except ImportError as error:
-        raise FrontEndError(INSTALL) from error
-    return opensmile
+    return optional_module("opensmile", INSTALL)
 
 
 @lru_cache(maxsize=2)

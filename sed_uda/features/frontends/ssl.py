@@ -23,18 +23,14 @@ from pathlib import Path
 import numpy as np
 import xxhash
 
-from sed_uda.features.frontends.base import FrontEnd, FrontEndError
+from sed_uda.features.frontends.base import FrontEnd, FrontEndError, optional_module
 
 INSTALL = "the ssl front end needs transformers: pip install 'sed_uda[ssl]'"
 WEIGHT_FILES = ("config.json", "preprocessor_config.json", "*.safetensors", "*.bin")
 
 
 def _transformers():  # noqa: ANN202 - the module, imported late because it is an optional extra
-    try:
-        import transformers
-    except ImportError as error:
-        raise FrontEndError(INSTALL) from error
-    return transformers
+    return optional_module("transformers", INSTALL)
 
 
 @lru_cache(maxsize=2)
