@@ -9,7 +9,9 @@ target test, so the shallow reference of a table is the best of a maintained lib
 - `logreg_tca`: transfer component analysis (Pan et al., IEEE TNN 2011), 64 components;
 - `logreg_mlma`: multi-linear Monge alignment (Gnassounou et al., 2024).
 
-(Discriminator reweighting needs scikit-learn's metadata routing switched on globally, and skada's OT
+MLMA estimates each domain's full covariance: with no more utterances in a domain than vector dimensions
+the covariance is singular, its barycentre iteration neither converges nor stays finite, and it is left
+out with a warning saying so. (Discriminator reweighting needs scikit-learn's metadata routing switched on globally, and skada's OT
 mappings fail numerically or fall far below on these vectors: they are left out.)
 """
 
@@ -55,7 +57,16 @@ def skada_predictions(
     y = np.r_[source_labels, -np.ones(len(target), dtype=int)]  # -1: skada's "unlabelled"
     domain = np.r_[np.ones(len(source), dtype=int), -np.ones(len(target), dtype=int)]
     out = {}
-    for name, estimator in _estimators(source.shape[1]).items():
+    estimators = _estimators(source.shape[1])
+    fewest = min(len(source), len(target))
+    if fewest <= source.shape[1]:
+        del estimators["logreg_mlma"]
+        warnings.warn(
+            f"skada baseline logreg_mlma left out: it needs more utterances per domain than vector "
+            f"dimensions for a full covariance ({fewest} <= {source.shape[1]})",
+            stacklevel=2,
+        )
+    for name, estimator in estimators.items():
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

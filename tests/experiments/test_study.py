@@ -104,3 +104,17 @@ def test_skada_baselines_join_the_shallow_rows_without_target_labels() -> None:
     assert set(predicted) == {"logreg_sa", "logreg_tca", "logreg_mlma"}
     assert all(len(p) == 20 for p in predicted.values())
     assert np.mean(predicted["logreg_mlma"] == labels[:20]) > 0.5  # the shift is a translation: easy
+
+
+def test_mlma_is_left_out_with_a_reason_when_a_domain_has_fewer_utterances_than_dimensions() -> None:
+    """A singular covariance would leave MLMA's barycentre iteration running for minutes and then NaN."""
+    import numpy as np
+    import pytest
+
+    from sed_uda.experiments.skada_baselines import skada_predictions
+
+    rng = np.random.default_rng(0)
+    source, labels = rng.normal(size=(30, 40)), np.arange(30) % 5
+    with pytest.warns(UserWarning, match=r"logreg_mlma left out.*30 <= 40"):
+        predicted = skada_predictions(source, labels, source + 0.5, source[:10])
+    assert "logreg_mlma" not in predicted and "logreg_tca" in predicted
