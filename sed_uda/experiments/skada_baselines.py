@@ -11,8 +11,9 @@ target test, so the shallow reference of a table is the best of a maintained lib
 
 MLMA estimates each domain's full covariance: with no more utterances in a domain than vector dimensions
 the covariance is singular, its barycentre iteration neither converges nor stays finite, and it is left
-out with a warning saying so. (Discriminator reweighting needs scikit-learn's metadata routing switched on globally, and skada's OT
-mappings fail numerically or fall far below on these vectors: they are left out.)
+out with a warning saying so. (Discriminator reweighting needs scikit-learn's metadata routing switched
+on globally, and skada's OT mappings fail numerically or fall far below on these vectors: they are left
+out.)
 """
 
 from __future__ import annotations
