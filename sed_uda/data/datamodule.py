@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -27,6 +28,7 @@ from sed_uda.data.crops import EvalBatches, LabelledRandomCrops, RandomCrops, St
 from sed_uda.data.keys import LABELLED, UNLABELLED, direction_name
 from sed_uda.data.normalization import ChannelStats, standardise
 from sed_uda.data.pooling import utterance_statistics
+from sed_uda.data.reuse import files_identity, reused
 from sed_uda.errors import CheckpointMismatch
 from sed_uda.features.frontends import FrontEnd, FrontEndError, block_slices, recorded, recorded_blocks
 from sed_uda.features.store import CacheError, load_cache, read_meta
@@ -44,6 +46,19 @@ STAGE_SPLITS: dict[str | None, tuple[str, ...]] = {
 }
 """Splits each stage reads for both languages (validation also scores target train, unlabelled, and
 target test, for the marked `target_test_oracle` selection rule)."""
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    """A cache's selected channels, normalised, with what was computed from them (shared, read-only)."""
+
+    manifest: pd.DataFrame
+    frames: Tensor
+    offsets: Tensor
+    stats: ChannelStats | None
+    speakers: tuple[str, ...]
+    pooled: dict[int, Tensor] = field(default_factory=dict)
+    """Pooled statistics per evaluation crop length, filled by `statistics()`."""
 
 
 class CrossLingualDataModule(LightningDataModule):
@@ -138,6 +153,7 @@ class CrossLingualDataModule(LightningDataModule):
         self.manifest: pd.DataFrame | None = None
         self.normalization_stats: ChannelStats | None = None
         self.speakers: list[str] = []
+        self._pooled: dict[int, Tensor] = {}
         self.inputs: tuple[Tensor, Tensor] | None = None
         """What batches are gathered from: (frames, offsets), or pooled statistics with one "frame" per
         utterance."""
@@ -251,6 +267,24 @@ class CrossLingualDataModule(LightningDataModule):
         return utterance_sizes(self.offsets, rows)
 
     def _load(self) -> None:
+        """Read the selected channels and normalise them, or take them from the last data module of this
+        process with the same cache files and settings (`reuse`: a grid's runs share one read)."""
+        key = (
+            files_identity(self.cache_dir),
+            self.features,
+            self.normalization,
+            self.source if self.normalization == "global" else None,
+        )
+        loaded = reused(key, self._read_normalised)
+        self.manifest, self.frames, self.offsets = loaded.manifest, loaded.frames, loaded.offsets
+        self.normalization_stats, self.speakers = loaded.stats, list(loaded.speakers)
+        self._pooled = loaded.pooled
+        self.inputs = (self.frames, self.offsets)
+        longest = int((self.offsets[1:] - self.offsets[:-1]).max())
+        if self.pooled and longest <= min(self.crop_frames, self.max_eval_frames):
+            self.inputs = (self.statistics(), torch.arange(len(self.manifest) + 1))
+
+    def _read_normalised(self) -> _Loaded:
         cache = load_cache(self.cache_dir, mmap=True)
         n_channels = sum(self.blocks.values())
         if cache.features.shape[1] != n_channels:
@@ -267,22 +301,24 @@ class CrossLingualDataModule(LightningDataModule):
         )
         frames = np.array(selected, dtype=np.float16)
         self.manifest = cache.manifest
+        stats = None
         if self.normalization != "none":
             groups, members = self._normalization_groups()
-            self.normalization_stats = standardise(frames, cache.offsets, groups, members)
-        self.frames = torch.from_numpy(frames)
-        self.offsets = torch.from_numpy(cache.offsets.astype(np.int64))
-        self.inputs = (self.frames, self.offsets)
-        longest = int((self.offsets[1:] - self.offsets[:-1]).max())
-        if self.pooled and longest <= min(self.crop_frames, self.max_eval_frames):
-            self.inputs = (self.statistics(), torch.arange(len(self.manifest) + 1))
+            stats = standardise(frames, cache.offsets, groups, members)
+        offsets = torch.from_numpy(cache.offsets.astype(np.int64))
+        return _Loaded(cache.manifest, torch.from_numpy(frames), offsets, stats, tuple(self.speakers))
 
     def statistics(self) -> Tensor:
         """(utterances, 2 * channels) float32: every utterance's per-channel mean and std over its
         normalised frames as evaluation sees them (centred `max_eval_frames` crop), in manifest order
-        (needs `setup`). The pooled stats encoder and the logistic-regression baselines read these."""
+        (needs `setup`). The pooled stats encoder and the logistic-regression baselines read these;
+        computed once per crop length and shared like the frames (read-only)."""
         rows = torch.arange(len(self._loaded_manifest()))
-        return utterance_statistics(self.frames, self.offsets, rows, self.max_eval_frames)
+        if self.max_eval_frames not in self._pooled:
+            self._pooled[self.max_eval_frames] = utterance_statistics(
+                self.frames, self.offsets, rows, self.max_eval_frames
+            )
+        return self._pooled[self.max_eval_frames]
 
     def _normalization_groups(self) -> tuple[np.ndarray, list[np.ndarray]]:
         """Group of every utterance and the utterances each group's statistics come from."""

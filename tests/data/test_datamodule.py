@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -148,15 +149,32 @@ def test_speaker_normalisation_standardises_each_speaker_by_their_train_and_val_
 
 def test_speaker_statistics_never_see_the_test_split(tmp_path: Path) -> None:
     random_cache = write_cache(tmp_path / "cache")
-    before = datamodule(random_cache, normalization="speaker").normalization_stats
+    first = datamodule(random_cache, normalization="speaker")
+    before = first.normalization_stats
     cache = load_cache(random_cache)
     features = np.load(random_cache / "features.npy")
     for row in cache.select(split="test"):
         features[cache.offsets[row] : cache.offsets[row + 1]] = 50  # test audio changes completely
     np.save(random_cache / "features.npy", features)
-    after = datamodule(random_cache, normalization="speaker").normalization_stats
+    second = datamodule(random_cache, normalization="speaker")
+    after = second.normalization_stats
     np.testing.assert_array_equal(before.mean, after.mean)
     np.testing.assert_array_equal(before.std, after.std)
+    test_row = int(cache.select(split="test")[0])
+    frames = slice(*cache.offsets[test_row : test_row + 2])
+    assert not torch.equal(first.frames[frames], second.frames[frames])  # the new frames were read
+
+
+def test_a_rewritten_manifest_is_read_again_by_the_next_data_module(tmp_path: Path) -> None:
+    """Data modules of one process share a read of the cache (a grid reads it once), never a stale one."""
+    random_cache = write_cache(tmp_path / "cache")
+    rows = datamodule(random_cache).rows("en", "train")
+    before = datamodule(random_cache).labels(rows)
+    manifest = pd.read_csv(random_cache / "manifest.csv", dtype=str, keep_default_na=False)
+    manifest.loc[rows, "emotion"] = np.roll(manifest.loc[rows, "emotion"].to_numpy(), 1)
+    manifest.to_csv(random_cache / "manifest.csv", index=False)
+    after = datamodule(random_cache).labels(rows)
+    assert torch.equal(after, before.roll(1))
 
 
 def test_utterance_normalisation_standardises_each_utterance_alone(random_cache: Path) -> None:
