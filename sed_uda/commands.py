@@ -234,7 +234,7 @@ def demo(
     grid_config: Path = Path("configs/grid/demo.yaml"),
     out: Path = Path("reports/demo_results.md"),
     workers: int = 2,
-    threads: int = 2,
+    threads: int = 1,
     verbose: bool = False,
 ) -> None:
     """The bundled corpus end to end: synth -> prepare -> demo grid (DANN, MCC, both bounds) -> table.
@@ -246,7 +246,7 @@ def demo(
         grid_config: Grid to run (the CPU-feasible demo grid by default).
         out: Results table to write.
         workers: Parallel processes for synth and prepare.
-        threads: Torch threads per run (results depend on it; the README's demo table used 2).
+        threads: Torch threads per run (results depend on it; the README's demo table used 1).
         verbose: Show Lightning's model summaries and progress bars (one line per run otherwise).
     """
     from sed_uda.experiments.demo import run_demo

@@ -10,6 +10,7 @@ bounds memory at one copy of the frames.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import TypeVar
@@ -18,6 +19,7 @@ CACHE_FILES = ("meta.json", "manifest.csv", "features.npy", "offsets.npy")
 
 T = TypeVar("T")
 _kept: dict[Hashable, object] = {}
+_lock = threading.Lock()
 
 
 def files_identity(cache_dir: Path) -> tuple:
@@ -30,9 +32,11 @@ def files_identity(cache_dir: Path) -> tuple:
 def reused(key: Hashable, make: Callable[[], T]) -> T:
     """`make()`'s result for `key`: computed once, then handed back until another key replaces it.
 
-    Callers must treat the result as read-only (it is shared by every data module with the same key)."""
-    if key not in _kept:
-        value = make()
-        _kept.clear()
-        _kept[key] = value
-    return _kept[key]  # type: ignore[return-value]
+    Callers must treat the result as read-only (it is shared by every data module with the same key).
+    Thread-safe: a second thread asking for the same key waits for the first one's result."""
+    with _lock:
+        if key not in _kept:
+            value = make()
+            _kept.clear()
+            _kept[key] = value
+        return _kept[key]  # type: ignore[return-value]

@@ -122,7 +122,13 @@ def loaded_source_hashes() -> dict[str, str]:
     hashes = {}
     for module in list(sys.modules.values()):
         path = getattr(module, "__file__", None)
-        if path and Path(path).resolve().is_relative_to(PACKAGE_ROOT) and path.endswith(".py"):
+        # the name test first: resolving the paths of thousands of library modules took a second a run
+        if (
+            path
+            and "sed_uda" in path
+            and path.endswith(".py")
+            and Path(path).resolve().is_relative_to(PACKAGE_ROOT)
+        ):
             source = Path(path).resolve()
             hashes[str(source.relative_to(PACKAGE_ROOT.parent))] = _file_hash(source)
     return {name: hashes[name] for name in sorted(hashes) if name not in _ORCHESTRATION}

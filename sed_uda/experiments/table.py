@@ -13,6 +13,7 @@ correlation of its score with target test accuracy over every validated epoch).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -240,24 +241,12 @@ def shallow_baselines(records: list[dict], runs: Path) -> pd.DataFrame:
     if len(settings) != 1:
         return pd.DataFrame()
     cache_dir, normalization, features = settings.pop()
-    if not Path(cache_dir, "meta.json").is_file():
+    languages = {(r.get("source_language"), r.get("target_language")) for r in records} - {(None, None)}
+    kept = baseline_results(runs, cache_dir, normalization, features, languages)
+    if kept is None:
         return pd.DataFrame()
-    from sed_uda.experiments.baselines import direction_baselines
-
-    key = json.dumps([cache_dir, Path(cache_dir, "meta.json").read_text(), normalization, list(features)])
-    stored = Path(runs) / BASELINES_FILE
-    kept = json.loads(stored.read_text()) if stored.is_file() else {}
-    if kept.get("key") != key:
-        languages = {(r.get("source_language"), r.get("target_language")) for r in records}
-        results = [
-            row
-            for source, target in sorted(languages - {(None, None)})
-            for row in direction_baselines(cache_dir, source, target, normalization, features)
-        ]
-        kept = {"key": key, "results": results}
-        stored.write_text(json.dumps(kept, indent=2))
     rows = []
-    for result in kept["results"]:
+    for result in kept:
         for rule in RULES:
             for metric in ("target_acc", "target_f1"):
                 rows.append(
@@ -274,6 +263,37 @@ def shallow_baselines(records: list[dict], runs: Path) -> pd.DataFrame:
                     }
                 )
     return pd.DataFrame(rows)
+
+
+def baseline_results(
+    runs: Path,
+    cache_dir: str,
+    normalization: str,
+    features: Sequence[str],
+    languages: set[tuple[str, str]],
+) -> list[dict] | None:
+    """The baselines of (source, target) `languages` on these inputs, read from `<runs>/baselines.json`
+    when it holds them, else computed and written there; None without the cache."""
+    if not Path(cache_dir, "meta.json").is_file():
+        return None
+    from sed_uda.experiments.baselines import direction_baselines
+
+    key = json.dumps(
+        [str(cache_dir), Path(cache_dir, "meta.json").read_text(), normalization, list(features)]
+        + sorted(map(list, languages))
+    )
+    stored = Path(runs) / BASELINES_FILE
+    kept = json.loads(stored.read_text()) if stored.is_file() else {}
+    if kept.get("key") != key:
+        results = [
+            row
+            for source, target in sorted(languages)
+            for row in direction_baselines(cache_dir, source, target, normalization, features)
+        ]
+        kept = {"key": key, "results": results}
+        stored.parent.mkdir(parents=True, exist_ok=True)
+        stored.write_text(json.dumps(kept, indent=2))
+    return kept["results"]
 
 
 def write_tables(runs: Path, out: Path, rule: str = DEFAULT_RULE) -> str:
