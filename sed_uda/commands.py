@@ -173,6 +173,7 @@ def grid(
     overrides: list[str] | None = None,
     jobs: int | None = None,
     launcher: str | dict | None = None,
+    corpora: dict[str, Path] | None = None,
     dry_run: bool = False,
     verbose: bool = False,
 ) -> None:
@@ -194,6 +195,8 @@ def grid(
         launcher: Where runs execute: "in-process" (default), "local" (side by side, with --jobs) or
             "slurm" (one SLURM job per run, via submitit), or {class_path: ..., init_args: ...} of a
             class in sed_uda.experiments.launchers.
+        corpora: Corpus name -> its feature cache, e.g. {seed0: data/cache, seed1: data/seed1/cache}:
+            every run is made on each (in <runs_dir>/<corpus>/); the table reports each and their mean.
         dry_run: Check every run's configuration and list what the grid would do, without training.
         verbose: Show Lightning's model summaries and progress bars (one line per run otherwise).
     """
@@ -205,7 +208,7 @@ def grid(
             "grid needs --cells and --directions; give them in a grid config: "
             "sed-uda grid --config configs/grid/demo.yaml (see configs/grid/)"
         )
-    spec = GridSpec(name, runs_dir, cells, directions, seeds or [0], overrides or [], launcher)
+    spec = GridSpec(name, runs_dir, cells, directions, seeds or [0], overrides or [], launcher, corpora)
     if dry_run:
         check_grid(spec)
         return

@@ -55,6 +55,7 @@ class Run:
     configs: tuple[Path, ...]
     overrides: tuple[str, ...]
     run_dir: Path
+    corpus: str | None = None
 
     @property
     def arguments(self) -> tuple[str, ...]:
@@ -73,12 +74,15 @@ class Run:
 
     @property
     def label(self) -> str:
-        return f"{self.run_dir.parent.name} seed {self.seed}"
+        where = f"{self.corpus}/" if self.corpus else ""
+        return f"{where}{self.run_dir.parent.name} seed {self.seed}"
 
 
 @dataclass
 class GridSpec:
-    """What a grid runs. `directions` maps a direction name to its experiment config."""
+    """What a grid runs. `directions` maps a direction name to its experiment config; `corpora` (optional)
+    a corpus name to its feature cache: every run is made on each, in `<runs_dir>/<corpus>/`, and the
+    table reports each corpus and the mean over them."""
 
     name: str = "grid"
     runs_dir: Path = Path("runs/grid")
@@ -87,6 +91,7 @@ class GridSpec:
     seeds: list[int] = field(default_factory=lambda: [0])
     overrides: list[str] = field(default_factory=list)
     launcher: str | dict | None = None
+    corpora: dict[str, Path] | None = None
 
     def runs(self) -> list[Run]:
         """Every run, in table order; a clear error naming config files that do not exist."""
@@ -102,23 +107,29 @@ class GridSpec:
                 f"grid {self.name!r} needs at least one cell and one direction: give them in the grid config "
                 "(see configs/grid/demo.yaml)"
             )
+        self._check_corpora()
         out = []
-        for cell in self.cells:
-            for direction, experiment in self.directions.items():
-                for seed in self.seeds:
-                    out.append(
-                        Run(
-                            cell,
-                            direction,
-                            seed,
-                            (Path(experiment), Path(cell.encoder), Path(cell.adaptation)),
-                            tuple(self.overrides),
-                            Path(self.runs_dir)
-                            / f"{cell.method}_{cell.encoder_name}_{direction}"
-                            / f"seed{seed}",
-                        )
-                    )
+        for corpus, cache in (self.corpora or {None: None}).items():
+            overrides = (*self.overrides, f"--data.cache_dir={cache}") if corpus else tuple(self.overrides)
+            folder = Path(self.runs_dir) / corpus if corpus else Path(self.runs_dir)
+            for cell in self.cells:
+                for direction, experiment in self.directions.items():
+                    for seed in self.seeds:
+                        configs = (Path(experiment), Path(cell.encoder), Path(cell.adaptation))
+                        name = f"{cell.method}_{cell.encoder_name}_{direction}"
+                        run_dir = folder / name / f"seed{seed}"
+                        out.append(Run(cell, direction, seed, configs, overrides, run_dir, corpus))
         return out
+
+    def _check_corpora(self) -> None:
+        """Every corpus names a built feature cache; a clear error with the fix otherwise."""
+        for corpus, cache in (self.corpora or {}).items():
+            if not (Path(cache) / "meta.json").is_file():
+                raise FileNotFoundError(
+                    f"grid {self.name!r}: corpus {corpus!r} names {cache}, which holds no feature cache. "
+                    f"Make it first, e.g. sed-uda synth --seed 1 --out data/seed1/synth_esd, then "
+                    f"sed-uda prepare --root data/seed1/synth_esd --cache data/seed1/cache"
+                )
 
 
 @dataclass(frozen=True)
@@ -202,6 +213,7 @@ def run_cell(run: Run, threads: int | None, verbose: bool = False) -> dict:
                         "encoder": run.cell.encoder_name,
                         "run_id": run.run_id,
                         "settings_id": run.settings_id,
+                        "corpus": run.corpus,
                     },
                 )
             return {"record": record}
@@ -282,7 +294,7 @@ def check_grid(spec: GridSpec) -> None:
     )
 
 
-GRID_KEYS = ("name", "runs_dir", "cells", "directions", "seeds", "overrides", "launcher")
+GRID_KEYS = ("name", "runs_dir", "cells", "directions", "seeds", "overrides", "launcher", "corpora")
 
 
 def grid_config_problem(path: Path) -> str | None:
@@ -313,6 +325,8 @@ def load_grid(path: Path) -> GridSpec:
     data = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
     data["cells"] = [Cell(Path(c["adaptation"]), Path(c["encoder"])) for c in data.get("cells") or []]
     data["directions"] = {k: Path(v) for k, v in (data.get("directions") or {}).items()}
+    if data.get("corpora"):
+        data["corpora"] = {str(k): Path(v) for k, v in data["corpora"].items()}
     if set(data) - set(GRID_KEYS):
         raise UserError(grid_config_problem(Path(path)))
     return GridSpec(**data)

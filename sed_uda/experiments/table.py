@@ -70,6 +70,7 @@ def collect_records(records: list[dict]) -> pd.DataFrame:
                         "metric": metric,
                         "value": value,
                         "settings": record.get("settings_id", ""),
+                        "corpus": record.get("corpus"),
                         "run": record["run"],
                     }
                 )
@@ -296,27 +297,63 @@ def baseline_results(
     return kept["results"]
 
 
+def corpus_summaries(records: list[dict], runs: Path) -> dict[str | None, pd.DataFrame]:
+    """Per corpus of the records (None: a grid without corpora): the runs' summary over seeds and the
+    shallow baselines of that corpus (kept in `<runs>/<corpus>/baselines.json`)."""
+    groups: dict[str | None, list[dict]] = {}
+    for record in records:
+        groups.setdefault(record.get("corpus"), []).append(record)
+    return {
+        corpus: pd.concat(
+            [
+                summarize(collect_records(group)),
+                shallow_baselines(group, Path(runs) / corpus if corpus else Path(runs)),
+            ],
+            ignore_index=True,
+        )
+        for corpus, group in sorted(groups.items(), key=lambda item: str(item[0]))
+    }
+
+
+def across_corpora(summaries: dict[str | None, pd.DataFrame]) -> pd.DataFrame:
+    """Each row's mean over corpora of its per-corpus mean; std and n across corpora."""
+    frame = pd.concat(summaries.values(), ignore_index=True)
+    grouped = frame.groupby(["role", "method", "encoder", "direction", "rule", "metric"])["mean"]
+    return grouped.agg(mean="mean", std="std", n="count").reset_index()
+
+
 def write_tables(runs: Path, out: Path, rule: str = DEFAULT_RULE) -> str:
-    """Write the Markdown report to `out` and every number to `out` with .csv; return the Markdown."""
+    """Write the Markdown report to `out` and every number to `out` with .csv; return the Markdown.
+
+    Runs made on several corpora (a grid's `corpora`) get the table of the mean over corpora first, then
+    each corpus's own."""
     selected = get_rule(rule)
     records = read_records(runs)
     frame = collect_records(records)
     titles = directions(records)
     trained = summarize(frame)
-    summary = pd.concat([trained, shallow_baselines(records, runs)], ignore_index=True)
+    per_corpus = corpus_summaries(records, runs)
+    summary = per_corpus[None] if list(per_corpus) == [None] else across_corpora(per_corpus)
     seeds = int(frame.groupby(["method", "encoder", "direction"])["seed"].nunique().max())
-    mixed = frame.groupby(["method", "encoder", "direction"])["settings"].nunique()
+    mixed = frame.groupby(["corpus", "method", "encoder", "direction"], dropna=False)["settings"].nunique()
     mixed = mixed[mixed > 1]
     settings = sorted({(r.get("normalization"), r.get("threads")) for r in records}, key=str)
     oracle = " — ORACLE: selected with target labels" if selected.uses_target_labels else ""
+    spread = f"mean ± std over up to {seeds} seed(s)"
+    if len(per_corpus) > 1:
+        names = ", ".join(map(str, per_corpus))
+        spread = (
+            f"mean over {len(per_corpus)} corpora ({names}) of each corpus's mean over up to {seeds} "
+            "seed(s), ± the std across corpora"
+        )
     parts = [
         f"## Target-language test results (selected by `{rule}`: {selected.description}{oracle})",
-        f"Accuracy is micro (fraction correct), F1 is macro; mean ± std over up to {seeds} seed(s); "
+        f"Accuracy is micro (fraction correct), F1 is macro; {spread}; "
         f"normalisation and torch threads of the runs: {', '.join(f'{n} / {t}' for n, t in settings)}. "
         "The upper bound is trained and selected on target labels; `logreg*` rows are deterministic.",
     ]
     if not mixed.empty:
-        cells = ", ".join(f"{m}_{e}_{d}" for m, e, d in mixed.index)
+        cells = ", ".join(f"{c}/{m}_{e}_{d}" if c else f"{m}_{e}_{d}" for c, m, e, d in mixed.index)
         parts.append(f"**Warning:** runs of different settings are mixed in: {cells} (rerun `sed-uda grid`).")
     parts += [
         main_table(summary, rule, titles),
@@ -324,6 +361,15 @@ def write_tables(runs: Path, out: Path, rule: str = DEFAULT_RULE) -> str:
         "No-adaptation models: the baseline rows (trained without adaptation, and the pooled logistic "
         "regressions); upper bound: the best row trained on target labels.",
         gap_table(gap_closed(summary, rule, titles), titles),
+    ]
+    if len(per_corpus) > 1:
+        for corpus, own in per_corpus.items():
+            parts += [
+                f"### Corpus {corpus}: mean ± std over seeds",
+                main_table(own, rule, titles),
+                gap_table(gap_closed(own, rule, titles), titles),
+            ]
+    parts += [
         "### Selection rules side by side (mean target test accuracy)",
         rules_table(trained, titles),
         "### How well each rule ranks checkpoints",
@@ -335,5 +381,8 @@ def write_tables(runs: Path, out: Path, rule: str = DEFAULT_RULE) -> str:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text + "\n")
-    summary.to_csv(out.with_suffix(".csv"), index=False)
+    frames = [own.assign(corpus=corpus) for corpus, own in per_corpus.items()]
+    if len(per_corpus) > 1:
+        frames.insert(0, summary.assign(corpus="mean"))
+    pd.concat(frames, ignore_index=True).to_csv(out.with_suffix(".csv"), index=False)
     return text

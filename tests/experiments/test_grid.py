@@ -4,6 +4,7 @@ and a cell re-runs exactly when one of its config files or the grid's overrides 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -198,3 +199,31 @@ def test_shipped_grids_point_at_existing_configs(path: Path, monkeypatch: pytest
     runs = load_grid(path).runs()
     assert runs and all(config.is_file() for run in runs for config in run.configs)
     assert len({run.run_dir for run in runs}) == len(runs)
+
+
+def test_a_grid_over_corpora_runs_each_cell_on_each_and_the_table_gives_each_and_their_mean(
+    configs: Path, tiny_cache: Path, tmp_path: Path, calls: list[Path]
+) -> None:
+    from sed_uda.experiments.table import write_tables
+
+    other = Path(shutil.copytree(tiny_cache, tmp_path / "other_cache"))
+    spec = _spec(configs, tiny_cache, tmp_path / "runs")
+    spec.cells = spec.cells[1:]
+    spec.corpora = {"seed0": tiny_cache, "heldout": other}
+    records = run_grid(spec)
+    assert calls == [spec.runs_dir / c / "source_only_stats_en2zh" / "seed0" for c in ("seed0", "heldout")]
+    assert [r["corpus"] for r in records] == ["seed0", "heldout"]
+    assert [r["cache_dir"] for r in records] == [str(tiny_cache), str(other)]  # the corpus's cache wins
+
+    text = write_tables(spec.runs_dir, tmp_path / "table.md")
+    assert "mean over 2 corpora (heldout, seed0)" in text
+    assert "### Corpus seed0" in text and "### Corpus heldout" in text
+    # the same cache twice: the mean table and both corpora's agree, baselines included
+    for start in ("| logreg | pooled stats |", "| source_only | stats |"):
+        rows = [line for line in text.splitlines() if line.startswith(start)]
+        numbers = {tuple(re.findall(r"\d\.\d{3}(?! ±)", row.replace(" ± 0.000", ""))) for row in rows}
+        assert len(rows) == 3 and len(numbers) == 1, rows
+
+    spec.corpora["missing"] = tmp_path / "nowhere"
+    with pytest.raises(FileNotFoundError, match="corpus 'missing' names .*nowhere.*sed-uda prepare"):
+        spec.runs()
