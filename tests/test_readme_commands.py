@@ -24,7 +24,7 @@ from tests.conftest import FAST, REPO
 from tests.test_cli import sed_uda
 
 README = REPO / "README.md"
-SHELL_VARIABLES = {"$norm": "global", "${enc}": "cnn1d"}
+SHELL_VARIABLES = {"$norm": "global", "${enc}": "cnn1d", "${s}": "1"}
 """Values for the shell variables of README loops (`for norm in global speaker`): one is run."""
 TINY_SYNTH = {"--speakers-per-language": "2", "--utterances-per-emotion": "8", "--seed": "0"}
 """The size of the session fixture `tiny_corpus` (tests/conftest.py), which synth then finds complete."""
@@ -121,6 +121,12 @@ def _study(argv: list[str], fx: Fixtures) -> None:
 
 
 def _grid(argv: list[str], fx: Fixtures) -> None:
+    """Dry run; a grid over corpora gets the tiny cache for each of its corpora."""
+    import yaml
+
+    corpora = yaml.safe_load((REPO / _value(argv, "--config", "")).read_text()).get("corpora")
+    if corpora:
+        argv = _set(argv, "--corpora", json.dumps({name: str(fx.cache) for name in corpora}))
     assert "resolves" in _ok([*argv, "--dry-run"], fx)
 
 
@@ -207,7 +213,7 @@ def _demo(argv: list[str], fx: Fixtures) -> None:
     printed = _ok(argv, fx)
     methods = {Path(cell["adaptation"]).stem for cell in grid["cells"]}
     assert all(f"| {method} " in out.read_text() for method in methods)
-    assert "torch threads per run: 2 " in printed
+    assert "torch threads per run: 1 " in printed
 
 
 def _value(argv: list[str], option: str, default: str) -> str:
