@@ -13,6 +13,7 @@ or on the command line: `sed-uda grid --jobs 2` (local) and `--launcher slurm`.
 from __future__ import annotations
 
 import importlib
+import math
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -55,26 +56,29 @@ class InProcess(Launcher):
 
 
 class _Submitit(Launcher):
-    """At most `jobs` submitit jobs in flight; Ctrl-C cancels the ones in flight (their claims are freed
-    by their end; finished runs stay)."""
+    """At most `jobs` submitit jobs in flight, each running up to `runs_per_job` consecutive items one
+    after another (fewer when that would leave a job slot idle); Ctrl-C cancels the ones in flight (their
+    claims are freed by their end; finished runs stay)."""
 
     poll_seconds = 1.0
+    runs_per_job = 1
 
     def executor(self, folder: Path):  # noqa: ANN201 - a submitit executor
         raise NotImplementedError
 
     def launch(self, job: Callable[..., dict], items: Sequence[Any], folder: Path) -> Iterator[Outcome]:
         executor = self.executor(folder)
-        waiting, running = list(items), []
+        size = max(1, min(self.runs_per_job, math.ceil(len(items) / (self.jobs or len(items) or 1))))
+        waiting, running = [list(items[at : at + size]) for at in range(0, len(items), size)], []
         try:
             while waiting or running:
                 while waiting and (self.jobs is None or len(running) < self.jobs):
-                    item = waiting.pop(0)
-                    running.append((item, executor.submit(job, item, self.threads())))
-                finished = [(item, submitted) for item, submitted in running if submitted.done()]
-                for item, submitted in finished:
-                    running.remove((item, submitted))
-                    yield (item, *_outcome(submitted))
+                    chunk = waiting.pop(0)
+                    running.append((chunk, executor.submit(run_chunk, job, chunk, self.threads())))
+                finished = [(chunk, submitted) for chunk, submitted in running if submitted.done()]
+                for chunk, submitted in finished:
+                    running.remove((chunk, submitted))
+                    yield from _outcomes(chunk, submitted)
                 if not finished:
                     time.sleep(self.poll_seconds)
         except BaseException:
@@ -83,23 +87,47 @@ class _Submitit(Launcher):
             raise
 
 
-def _outcome(submitted) -> tuple[dict | None, str | None]:  # noqa: ANN001 - a submitit Job
-    """The job's result, or its error's last line and where its log is."""
+def run_chunk(job: Callable[..., dict], items: Sequence[Any], threads: int | None) -> list[tuple]:
+    """Inside one job process: `job(item, threads)` for each item in turn, so imports and the feature
+    cache's read are paid once per chunk. An item that raises is reported (its traceback goes to the
+    job's log) and the next one still runs."""
+    import traceback
+
+    outcomes = []
+    for item in items:
+        try:
+            outcomes.append((job(item, threads), None))
+        except Exception as error:  # noqa: BLE001 - reported per item, the chunk goes on
+            traceback.print_exc()
+            outcomes.append((None, f"{type(error).__name__}: {_last_line(error)}"))
+    return outcomes
+
+
+def _outcomes(chunk: Sequence[Any], submitted) -> Iterator[Outcome]:  # noqa: ANN001 - a submitit Job
+    """Each item's result, or its error's last line and where the job's log is."""
     error = submitted.exception()
-    if error is None:
-        return submitted.result(), None
+    results = submitted.result() if error is None else [(None, _last_line(error))] * len(chunk)
+    for item, (result, problem) in zip(chunk, results, strict=True):
+        yield item, result, None if problem is None else f"{problem} (log: {submitted.paths.stderr})"
+
+
+def _last_line(error: BaseException) -> str:
     lines = [line for line in str(error).splitlines() if line.strip()]
-    return None, f"{lines[-1].strip() if lines else type(error).__name__} (log: {submitted.paths.stderr})"
+    return lines[-1].strip() if lines else type(error).__name__
 
 
 class Local(_Submitit):
-    """`jobs` runs side by side on this machine, each its own process with `threads` torch threads
-    (default: the machine's cores shared out, at least 1)."""
+    """`jobs` processes side by side on this machine, each with `threads` torch threads (default: the
+    machine's cores shared out, at least 1), running up to `runs_per_job` consecutive runs (a grid lists
+    a cell's seeds one after another) so that a process's imports and cache read serve several runs."""
 
-    def __init__(self, jobs: int = 2, threads: int | None = None, timeout_min: int = 24 * 60) -> None:
-        if jobs < 1:
-            raise BadArgument(f"jobs must be at least 1, got {jobs}")
+    def __init__(
+        self, jobs: int = 2, threads: int | None = None, runs_per_job: int = 3, timeout_min: int = 24 * 60
+    ) -> None:
+        if jobs < 1 or runs_per_job < 1:
+            raise BadArgument(f"jobs and runs_per_job must be at least 1, got {jobs} and {runs_per_job}")
         self.jobs, self._threads, self.timeout_min = jobs, threads, timeout_min
+        self.runs_per_job = runs_per_job
 
     def threads(self) -> int | None:
         return self._threads or max(1, (os.cpu_count() or 1) // self.jobs)

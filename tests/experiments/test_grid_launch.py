@@ -54,6 +54,27 @@ def test_local_launcher_runs_jobs_at_the_same_time_in_their_own_processes(tmp_pa
     assert all(error is None and result == {"met": True, "threads": 1} for _, result, error in outcomes)
 
 
+def _pid_or_fail(item: str, threads: int | None) -> dict:
+    if item == "boom":
+        raise ValueError("this run cannot be made")
+    return {"pid": os.getpid()}
+
+
+def test_local_processes_run_consecutive_runs_in_turn_and_one_failing_run_spares_the_next(
+    tmp_path: Path,
+) -> None:
+    """Imports and the cache read are paid once per process, not once per run."""
+    launcher = Local(jobs=2, threads=1, runs_per_job=3)
+    items = ["a", "boom", "b", "c", "d", "e"]
+    outcomes = {
+        item: (result, error) for item, result, error in launcher.launch(_pid_or_fail, items, tmp_path)
+    }
+    assert set(outcomes) == set(items)
+    assert outcomes["boom"][0] is None and "ValueError: this run cannot be made (log: " in outcomes["boom"][1]
+    pids = {item: result["pid"] for item, (result, _) in outcomes.items() if result}
+    assert pids["a"] == pids["b"] != pids["c"] == pids["d"] == pids["e"] != os.getpid()
+
+
 def test_grid_with_jobs_records_each_runs_thread_count(tiny_cache: Path, tmp_path: Path, capsys) -> None:
     spec = _spec(tiny_cache, tmp_path / "runs")
     records = run_grid(spec, launcher=make_launcher(None, jobs=2))
