@@ -31,10 +31,23 @@ console = Console()
 
 @dataclass(frozen=True)
 class Cell:
-    """One row of the results table: an adaptation config trained with an encoder config."""
+    """One row of the results table: an adaptation config trained with an encoder config.
+
+    `variants` (optional) trains the cell once per named list of overrides, e.g. trade-off weights
+    {w0.3: ["--model.adaptations.init_args.weight=0.3"], w1: [], w3: [...]}: each variant is a row
+    `method@name`, and the table adds the variant a label-free rule chooses (and the ORACLE's) per corpus.
+    """
 
     adaptation: Path
     encoder: Path
+    variants: dict[str, list[str]] | None = None
+
+    def variant_overrides(self) -> dict[str | None, tuple[str, ...]]:
+        """Variant name -> its overrides; {None: ()} for a cell without variants."""
+        return {name: tuple(extra) for name, extra in (self.variants or {None: []}).items()}
+
+    def __hash__(self) -> int:
+        return hash((self.adaptation, self.encoder, tuple(sorted((self.variants or {}).items(), key=str))))
 
     @property
     def method(self) -> str:
@@ -56,6 +69,7 @@ class Run:
     overrides: tuple[str, ...]
     run_dir: Path
     corpus: str | None = None
+    variant: str | None = None
 
     @property
     def arguments(self) -> tuple[str, ...]:
@@ -113,13 +127,29 @@ class GridSpec:
             overrides = (*self.overrides, f"--data.cache_dir={cache}") if corpus else tuple(self.overrides)
             folder = Path(self.runs_dir) / corpus if corpus else Path(self.runs_dir)
             for cell in self.cells:
-                for direction, experiment in self.directions.items():
-                    for seed in self.seeds:
-                        configs = (Path(experiment), Path(cell.encoder), Path(cell.adaptation))
-                        name = f"{cell.method}_{cell.encoder_name}_{direction}"
-                        run_dir = folder / name / f"seed{seed}"
-                        out.append(Run(cell, direction, seed, configs, overrides, run_dir, corpus))
+                for variant, extra in cell.variant_overrides().items():
+                    out += self._runs_of(cell, variant, (*overrides, *extra), folder, corpus)
         return out
+
+    def _runs_of(
+        self, cell: Cell, variant: str | None, overrides: tuple[str, ...], folder: Path, corpus: str | None
+    ) -> list[Run]:
+        """A cell (variant)'s runs on one corpus: every direction and seed."""
+        method = f"{cell.method}@{variant}" if variant else cell.method
+        return [
+            Run(
+                cell,
+                direction,
+                seed,
+                (Path(experiment), Path(cell.encoder), Path(cell.adaptation)),
+                overrides,
+                folder / f"{method}_{cell.encoder_name}_{direction}" / f"seed{seed}",
+                corpus,
+                variant,
+            )
+            for direction, experiment in self.directions.items()
+            for seed in self.seeds
+        ]
 
     def _check_corpora(self) -> None:
         """Every corpus names a built feature cache; a clear error with the fix otherwise."""
@@ -214,6 +244,7 @@ def run_cell(run: Run, threads: int | None, verbose: bool = False) -> dict:
                         "run_id": run.run_id,
                         "settings_id": run.settings_id,
                         "corpus": run.corpus,
+                        "variant": run.variant,
                     },
                 )
             return {"record": record}
@@ -323,7 +354,9 @@ def load_grid(path: Path) -> GridSpec:
     if not Path(path).is_file():
         raise FileNotFoundError(f"grid config {path} does not exist (see configs/grid/ for examples)")
     data = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
-    data["cells"] = [Cell(Path(c["adaptation"]), Path(c["encoder"])) for c in data.get("cells") or []]
+    data["cells"] = [
+        Cell(Path(c["adaptation"]), Path(c["encoder"]), c.get("variants")) for c in data.get("cells") or []
+    ]
     data["directions"] = {k: Path(v) for k, v in (data.get("directions") or {}).items()}
     if data.get("corpora"):
         data["corpora"] = {str(k): Path(v) for k, v in data["corpora"].items()}

@@ -53,27 +53,25 @@ def directions(records: list[dict]) -> dict[str, str]:
 
 
 def collect_records(records: list[dict]) -> pd.DataFrame:
-    """One row per (run, selection rule, test metric)."""
+    """One row per (run, selection rule, test metric), plus the rule's validation score of its pick
+    (metric `val_score`). A grid cell's variant shows in the method's name: `aad@w3`."""
     rows = []
     for record in records:
+        method = record["method"] + (f"@{record['variant']}" if record.get("variant") else "")
+        base = {
+            "role": row_role(record),
+            "method": method,
+            "encoder": record["encoder"],
+            "seed": record["seed"],
+            "settings": record.get("settings_id", ""),
+            "corpus": record.get("corpus"),
+            "run": record["run"],
+        }
         for rule, selected in record["selection"].items():
-            for key, value in selected["test"].items():
-                direction, _, metric = key.split("/", 2)
-                rows.append(
-                    {
-                        "role": row_role(record),
-                        "method": record["method"],
-                        "encoder": record["encoder"],
-                        "direction": direction,
-                        "seed": record["seed"],
-                        "rule": rule,
-                        "metric": metric,
-                        "value": value,
-                        "settings": record.get("settings_id", ""),
-                        "corpus": record.get("corpus"),
-                        "run": record["run"],
-                    }
-                )
+            values = [(key.split("/", 2)[0], key.split("/", 2)[2], v) for key, v in selected["test"].items()]
+            values.append((record["direction"], "val_score", selected.get("val_score", np.nan)))
+            for direction, metric, value in values:
+                rows.append({**base, "direction": direction, "rule": rule, "metric": metric, "value": value})
     return pd.DataFrame(rows)
 
 
@@ -297,22 +295,40 @@ def baseline_results(
     return kept["results"]
 
 
-def corpus_summaries(records: list[dict], runs: Path) -> dict[str | None, pd.DataFrame]:
-    """Per corpus of the records (None: a grid without corpora): the runs' summary over seeds and the
-    shallow baselines of that corpus (kept in `<runs>/<corpus>/baselines.json`)."""
+def corpus_summaries(records: list[dict], runs: Path, rule: str) -> dict[str | None, pd.DataFrame]:
+    """Per corpus of the records (None: a grid without corpora): the runs' summary over seeds, the
+    variants `rule` and the oracle choose there, and the shallow baselines of that corpus (kept in
+    `<runs>/<corpus>/baselines.json`)."""
     groups: dict[str | None, list[dict]] = {}
     for record in records:
         groups.setdefault(record.get("corpus"), []).append(record)
-    return {
-        corpus: pd.concat(
-            [
-                summarize(collect_records(group)),
-                shallow_baselines(group, Path(runs) / corpus if corpus else Path(runs)),
-            ],
-            ignore_index=True,
-        )
-        for corpus, group in sorted(groups.items(), key=lambda item: str(item[0]))
-    }
+    out = {}
+    for corpus, group in sorted(groups.items(), key=lambda item: str(item[0])):
+        trained = summarize(collect_records(group))
+        baselines = shallow_baselines(group, Path(runs) / corpus if corpus else Path(runs))
+        out[corpus] = pd.concat([trained, variant_choices(trained, rule), baselines], ignore_index=True)
+    return out
+
+
+def variant_choices(summary: pd.DataFrame, rule: str) -> pd.DataFrame:
+    """For each adapting method trained in several variants (a grid cell's `variants`, e.g. trade-off
+    weights), per encoder and direction: the rows of the variant whose picks score best under `rule` on
+    average over seeds (label-free unless `rule` is an oracle), named `method [HP: rule]`, and of the
+    variant with the best target test accuracy, `method [HP: ORACLE]`."""
+    trained = summary[(summary.role == METHOD) & summary.method.str.contains("@", regex=False)]
+    sign = 1 if RULES[rule].mode == "max" else -1
+    chosen = []
+    for (name, _, _), group in trained.groupby(
+        [trained.method.str.split("@").str[0], "encoder", "direction"]
+    ):
+        at_rule = group[group.rule == rule]
+        score = (at_rule[at_rule.metric == "val_score"].set_index("method")["mean"] * sign).dropna()
+        accuracy = at_rule[at_rule.metric == "target_acc"].set_index("method")["mean"].dropna()
+        if len(score) < 2 or accuracy.empty:
+            continue
+        for label, pick in ((_label(rule), score.idxmax()), ("ORACLE", accuracy.idxmax())):
+            chosen.append(group[group.method == pick].assign(method=f"{name} [HP: {label}]"))
+    return pd.concat(chosen, ignore_index=True) if chosen else summary.iloc[0:0]
 
 
 def across_corpora(summaries: dict[str | None, pd.DataFrame]) -> pd.DataFrame:
@@ -332,7 +348,7 @@ def write_tables(runs: Path, out: Path, rule: str = DEFAULT_RULE) -> str:
     frame = collect_records(records)
     titles = directions(records)
     trained = summarize(frame)
-    per_corpus = corpus_summaries(records, runs)
+    per_corpus = corpus_summaries(records, runs, rule)
     summary = per_corpus[None] if list(per_corpus) == [None] else across_corpora(per_corpus)
     seeds = int(frame.groupby(["method", "encoder", "direction"])["seed"].nunique().max())
     mixed = frame.groupby(["corpus", "method", "encoder", "direction"], dropna=False)["settings"].nunique()
@@ -352,8 +368,16 @@ def write_tables(runs: Path, out: Path, rule: str = DEFAULT_RULE) -> str:
         f"normalisation and torch threads of the runs: {', '.join(f'{n} / {t}' for n, t in settings)}. "
         "The upper bound is trained and selected on target labels; `logreg*` rows are deterministic.",
     ]
+    if summary.method.str.contains(" [HP: ", regex=False).any():
+        parts.append(
+            "`method@name` rows are the variants of a grid cell (e.g. trade-off weights); "
+            f"`method [HP: {rule}]` is, per corpus and direction, the variant whose picks score best under "
+            f"`{rule}` on average over seeds, `method [HP: ORACLE]` the best on target test."
+        )
     if not mixed.empty:
-        cells = ", ".join(f"{c}/{m}_{e}_{d}" if c else f"{m}_{e}_{d}" for c, m, e, d in mixed.index)
+        cells = ", ".join(
+            f"{c}/{m}_{e}_{d}" if isinstance(c, str) else f"{m}_{e}_{d}" for c, m, e, d in mixed.index
+        )
         parts.append(f"**Warning:** runs of different settings are mixed in: {cells} (rerun `sed-uda grid`).")
     parts += [
         main_table(summary, rule, titles),

@@ -227,3 +227,21 @@ def test_a_grid_over_corpora_runs_each_cell_on_each_and_the_table_gives_each_and
     spec.corpora["missing"] = tmp_path / "nowhere"
     with pytest.raises(FileNotFoundError, match="corpus 'missing' names .*nowhere.*sed-uda prepare"):
         spec.runs()
+
+
+def test_cell_variants_become_runs_of_their_own_with_their_overrides(configs: Path, tmp_path: Path) -> None:
+    grid_file = tmp_path / "grid.yaml"
+    weight = "--model.adaptations.init_args.weight"
+    grid_file.write_text(
+        "name: hp\nruns_dir: runs/hp\n"
+        f"cells:\n  - adaptation: {configs}/adaptation/aad.yaml\n    encoder: {configs}/encoder/stats.yaml\n"
+        f"    variants: {{w1: [], w3: ['{weight}=3']}}\n"
+        f"directions: {{zh2en: {configs}/experiment/zh2en.yaml}}\nseeds: [0]\n"
+    )
+    runs = load_grid(grid_file).runs()
+    assert [(r.run_dir.parent.name, r.variant) for r in runs] == [
+        ("aad@w1_stats_zh2en", "w1"),
+        ("aad@w3_stats_zh2en", "w3"),
+    ]
+    assert f"{weight}=3" in runs[1].arguments and not any(weight in a for a in runs[0].arguments)
+    assert runs[0].settings_id != runs[1].settings_id

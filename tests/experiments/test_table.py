@@ -146,3 +146,40 @@ def test_table_takes_directions_languages_and_roles_from_the_records(tmp_path: P
     body = [line.split(" | ")[0] for line in lines if line.startswith("| ") and "enc |" in line][:3]
     assert body == ["| plain", "| my_method", "| oracle_model (upper bound)"]
     assert "| my_method | enc | +0.30 |" in lines, "gap closed: (0.55 - 0.40) / (0.90 - 0.40)"
+
+
+def test_variants_get_the_label_free_choice_and_the_oracle_choice_per_direction(tmp_path: Path) -> None:
+    """w3 scores higher on the label-free rule but is less accurate: each choice row shows its variant."""
+    runs = {
+        ("w1", 0): (0.70, 0.80),
+        ("w1", 1): (0.72, 0.82),
+        ("w3", 0): (0.90, 0.60),
+        ("w3", 1): (0.94, 0.62),
+    }
+    for (variant, seed), (im, acc) in runs.items():
+        folder = tmp_path / f"aad@{variant}_stats_zh2en" / f"seed{seed}"
+        folder.mkdir(parents=True)
+        record = {
+            "method": "aad",
+            "variant": variant,
+            "encoder": "stats",
+            "direction": "zh2en",
+            "source_language": "zh",
+            "target_language": "en",
+            "seed": seed,
+            "role": "method",
+            "selection": {
+                "target_im": {
+                    "uses_target_labels": False,
+                    "val_score": im,
+                    "test": {"zh2en/test/target_acc": acc, "zh2en/test/target_f1": acc},
+                }
+            },
+        }
+        (folder / "record.json").write_text(json.dumps(record))
+    text = write_tables(tmp_path, tmp_path / "table.md")
+    main = text.split("### Gap closed")[0].splitlines()
+    rows = {line.split(" | ")[0][2:]: line.split(" | ")[2] for line in main if line.startswith("| aad")}
+    assert rows["aad@w1"] == "0.810 ± 0.014" and rows["aad@w3"] == "0.610 ± 0.014"
+    assert rows["aad [HP: target_im]"] == rows["aad@w3"]  # label-free: the higher IM
+    assert rows["aad [HP: ORACLE]"] == rows["aad@w1"]
