@@ -52,3 +52,12 @@ def test_dev_is_the_mean_source_loss_when_the_domains_look_alike() -> None:
     dev.update(embeddings, losses)
     dev.update(embeddings)
     assert float(dev.compute()) == pytest.approx(float(losses.mean()), abs=1e-3)
+
+
+def test_dev_of_a_diverged_model_is_nan_so_no_rule_picks_its_epoch() -> None:
+    embeddings = torch.randn(40, 5, generator=torch.Generator().manual_seed(0))
+    embeddings[3, 1] = float("nan")
+    dev = DeepEmbeddedValidation()
+    dev.update(embeddings, torch.rand(40))
+    dev.update(torch.randn(40, 5))
+    assert math.isnan(float(dev.compute()))

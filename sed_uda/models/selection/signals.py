@@ -71,6 +71,8 @@ class DeepEmbeddedValidation(Metric):
         source = dim_zero_cat(self.source_embeddings).cpu().double().numpy()
         target = dim_zero_cat(self.target_embeddings).cpu().double().numpy()
         losses = dim_zero_cat(self.source_losses).cpu().double().numpy()
+        if not (np.isfinite(source).all() and np.isfinite(target).all() and np.isfinite(losses).all()):
+            return torch.tensor(float("nan"))  # a diverged model: no epoch to pick here, not a crashed grid
         x = StandardScaler().fit_transform(np.concatenate([source, target]))
         domain = np.r_[np.zeros(len(source)), np.ones(len(target))]
         p_target = LogisticRegression(max_iter=1000).fit(x, domain).predict_proba(x[: len(source)])[:, 1]
