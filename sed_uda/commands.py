@@ -174,6 +174,7 @@ def grid(
     jobs: int | None = None,
     launcher: str | dict | None = None,
     corpora: dict[str, Path] | None = None,
+    rules: list[RuleName] | None = None,
     dry_run: bool = False,
     verbose: bool = False,
 ) -> None:
@@ -197,6 +198,8 @@ def grid(
             class in sed_uda.experiments.launchers.
         corpora: Corpus name -> its feature cache, e.g. {seed0: data/cache, seed1: data/seed1/cache}:
             every run is made on each (in <runs_dir>/<corpus>/); the table reports each and their mean.
+        rules: Selection rules each run records, e.g. [target_im, target_oracle] (default: all; fewer
+            rules compute fewer validation signals).
         dry_run: Check every run's configuration and list what the grid would do, without training.
         verbose: Show Lightning's model summaries and progress bars (one line per run otherwise).
     """
@@ -208,7 +211,9 @@ def grid(
             "grid needs --cells and --directions; give them in a grid config: "
             "sed-uda grid --config configs/grid/demo.yaml (see configs/grid/)"
         )
-    spec = GridSpec(name, runs_dir, cells, directions, seeds or [0], overrides or [], launcher, corpora)
+    spec = GridSpec(
+        name, runs_dir, cells, directions, seeds or [0], overrides or [], launcher, corpora, rules
+    )
     if dry_run:
         check_grid(spec)
         return

@@ -25,6 +25,7 @@ from sed_uda.experiments.claims import Claimed, claim, holder, is_claimed
 from sed_uda.experiments.launchers import Launcher, make_launcher
 from sed_uda.experiments.quiet import quiet_lightning
 from sed_uda.experiments.runner import OUTDATED, read_record, run_experiment
+from sed_uda.models.selection.rules import RULES
 
 console = Console()
 
@@ -47,7 +48,8 @@ class Cell:
         return {name: tuple(extra) for name, extra in (self.variants or {None: []}).items()}
 
     def __hash__(self) -> int:
-        return hash((self.adaptation, self.encoder, tuple(sorted((self.variants or {}).items(), key=str))))
+        variants = tuple(sorted((name, tuple(extra)) for name, extra in (self.variants or {}).items()))
+        return hash((self.adaptation, self.encoder, variants))
 
     @property
     def method(self) -> str:
@@ -70,6 +72,8 @@ class Run:
     run_dir: Path
     corpus: str | None = None
     variant: str | None = None
+    rules: tuple[str, ...] = tuple(RULES)
+    """Selection rules whose picks the run records (a rule's signals are computed only when asked)."""
 
     @property
     def arguments(self) -> tuple[str, ...]:
@@ -106,6 +110,8 @@ class GridSpec:
     overrides: list[str] = field(default_factory=list)
     launcher: str | dict | None = None
     corpora: dict[str, Path] | None = None
+    rules: list[str] | None = None
+    """Selection rules each run records (None: every rule); fewer rules compute fewer signals."""
 
     def runs(self) -> list[Run]:
         """Every run, in table order; a clear error naming config files that do not exist."""
@@ -122,6 +128,11 @@ class GridSpec:
                 "(see configs/grid/demo.yaml)"
             )
         self._check_corpora()
+        unknown = [name for name in self.rules or () if name not in RULES]
+        if unknown:
+            raise UserError(
+                f"grid {self.name!r}: unknown selection rules {unknown}; choose from {', '.join(RULES)}"
+            )
         out = []
         for corpus, cache in (self.corpora or {None: None}).items():
             overrides = (*self.overrides, f"--data.cache_dir={cache}") if corpus else tuple(self.overrides)
@@ -146,6 +157,7 @@ class GridSpec:
                 folder / f"{method}_{cell.encoder_name}_{direction}" / f"seed{seed}",
                 corpus,
                 variant,
+                tuple(self.rules or RULES),
             )
             for direction, experiment in self.directions.items()
             for seed in self.seeds
@@ -175,9 +187,11 @@ class Status:
 def status(run: Run, check_claim: bool = True) -> Status:
     """The run's state from its folder, record and claim."""
     record = read_record(run.run_dir)
+    recorded = (record or {}).get("rules") or (record or {}).get("selection", {})  # asked for, picked or not
+    missing = sorted(set(run.rules) - set(recorded))
     if record is not None and record.get("run_id") == run.run_id and "code" in record:
         changed = identity.changed_sources(record["code"])
-        if not changed:
+        if not changed and not missing:
             return Status("done", record=record)
     if check_claim and is_claimed(run.run_dir):
         return Status("claimed", f"being run by {holder(run.run_dir)}")
@@ -187,6 +201,8 @@ def status(run: Run, check_claim: bool = True) -> Status:
         return Status("outdated", "settings or feature cache changed", record)
     if "code" not in record:
         return Status("outdated", "recorded without its code version", record)
+    if not changed:
+        return Status("outdated", f"recorded without the rules {', '.join(missing)}", record)
     more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
     return Status("outdated", f"code changed ({', '.join(changed[:3])}{more})", record)
 
@@ -238,6 +254,7 @@ def run_cell(run: Run, threads: int | None, verbose: bool = False) -> dict:
                     run.configs,
                     run.run_dir,
                     run.arguments,
+                    rules=run.rules,
                     labels={
                         "method": run.cell.method,
                         "encoder": run.cell.encoder_name,
@@ -245,6 +262,7 @@ def run_cell(run: Run, threads: int | None, verbose: bool = False) -> dict:
                         "settings_id": run.settings_id,
                         "corpus": run.corpus,
                         "variant": run.variant,
+                        "rules": list(run.rules),
                     },
                 )
             return {"record": record}
@@ -325,7 +343,7 @@ def check_grid(spec: GridSpec) -> None:
     )
 
 
-GRID_KEYS = ("name", "runs_dir", "cells", "directions", "seeds", "overrides", "launcher", "corpora")
+GRID_KEYS = ("name", "runs_dir", "cells", "directions", "seeds", "overrides", "launcher", "corpora", "rules")
 
 
 def grid_config_problem(path: Path) -> str | None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from sed_uda.errors import UserError
 from sed_uda.experiments import grid as grid_module
 from sed_uda.experiments.grid import Cell, GridSpec, check_grid, load_grid, run_grid
 from sed_uda.experiments.table import read_records
@@ -50,9 +51,9 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     made: list[Path] = []
     real = grid_module.run_experiment
 
-    def counting(configs, run_dir, overrides, labels=None):  # noqa: ANN001, ANN202
+    def counting(configs, run_dir, overrides, labels=None, rules=tuple(RULES)):  # noqa: ANN001, ANN202
         made.append(Path(run_dir))
-        return real(configs, run_dir, overrides, labels=labels)
+        return real(configs, run_dir, overrides, labels=labels, rules=rules)
 
     monkeypatch.setattr(grid_module, "run_experiment", counting)
     return made
@@ -245,3 +246,22 @@ def test_cell_variants_become_runs_of_their_own_with_their_overrides(configs: Pa
     ]
     assert f"{weight}=3" in runs[1].arguments and not any(weight in a for a in runs[0].arguments)
     assert runs[0].settings_id != runs[1].settings_id
+    assert len({*runs, *load_grid(grid_file).runs()}) == 2  # the grid keys its plan by run
+
+
+def test_a_grid_asking_for_fewer_rules_records_those_and_asking_for_more_reruns(
+    configs: Path, tiny_cache: Path, tmp_path: Path, calls: list[Path], capsys: pytest.CaptureFixture
+) -> None:
+    spec = _spec(configs, tiny_cache, tmp_path / "runs")
+    spec.cells, spec.rules = spec.cells[1:], ["target_im"]
+    (record,) = run_grid(spec)
+    assert set(record["selection"]) == {"target_im"} and record["rules"] == ["target_im"]
+    assert len(run_grid(spec)) == 1 and len(calls) == 1  # done: not re-run
+    spec.rules = ["target_im", "source_acc"]
+    capsys.readouterr()
+    (again,) = run_grid(spec)
+    assert "recorded without the rules source_acc: to re-run" in capsys.readouterr().out
+    assert set(again["selection"]) == {"target_im", "source_acc"} and len(calls) == 2
+    spec.rules = ["target_im", "best_guess"]
+    with pytest.raises(UserError, match=r"unknown selection rules \['best_guess'\]"):
+        spec.runs()
