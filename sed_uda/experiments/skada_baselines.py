@@ -9,11 +9,11 @@ target test, so the shallow reference of a table is the best of a maintained lib
 - `logreg_tca`: transfer component analysis (Pan et al., IEEE TNN 2011), 64 components;
 - `logreg_mlma`: multi-linear Monge alignment (Gnassounou et al., 2024).
 
-MLMA estimates each domain's full covariance: with no more utterances in a domain than vector dimensions
-the covariance is singular, its barycentre iteration neither converges nor stays finite, and it is left
-out with a warning saying so. (Discriminator reweighting needs scikit-learn's metadata routing switched
-on globally, and skada's OT mappings fail numerically or fall far below on these vectors: they are left
-out.)
+MLMA estimates each domain's full covariance: when one is numerically singular (fewer utterances than
+dimensions, or near-constant directions, as under global standardisation) its barycentre iteration
+neither converges nor stays finite, and it is left out with a warning saying so. (Discriminator
+reweighting needs scikit-learn's metadata routing switched on globally, and skada's OT mappings fail
+numerically or fall far below on these vectors: they are left out.)
 """
 
 from __future__ import annotations
@@ -48,6 +48,19 @@ def _estimators(dim: int) -> dict[str, object]:
     }
 
 
+MAX_CONDITION = 1e9
+"""Largest condition number of a domain's covariance MLMA is run with (it works at ~1e6 on the per-speaker
+pooled vectors; globally standardised ones reach ~5e10, where it fails after a minute)."""
+
+
+def _condition(rows: np.ndarray) -> float:
+    """Condition number of the covariance of `rows` (inf when singular)."""
+    if len(rows) <= rows.shape[1]:
+        return float("inf")
+    values = np.linalg.eigvalsh(np.cov(rows, rowvar=False))
+    return float(values[-1] / values[0]) if values[0] > 0 else float("inf")
+
+
 def skada_predictions(
     source: np.ndarray, source_labels: np.ndarray, target: np.ndarray, test: np.ndarray
 ) -> dict[str, np.ndarray]:
@@ -59,12 +72,13 @@ def skada_predictions(
     domain = np.r_[np.ones(len(source), dtype=int), -np.ones(len(target), dtype=int)]
     out = {}
     estimators = _estimators(source.shape[1])
-    fewest = min(len(source), len(target))
-    if fewest <= source.shape[1]:
+    worst = max(_condition(x[domain == side]) for side in (1, -1))
+    if worst > MAX_CONDITION:
         del estimators["logreg_mlma"]
         warnings.warn(
-            f"skada baseline logreg_mlma left out: it needs more utterances per domain than vector "
-            f"dimensions for a full covariance ({fewest} <= {source.shape[1]})",
+            "skada baseline logreg_mlma left out: a domain's covariance is numerically singular "
+            f"(condition number {worst:.1e} > {MAX_CONDITION:.0e}; fewer utterances than dimensions, or "
+            "near-constant directions), where its barycentre iteration runs for minutes and ends in NaN",
             stacklevel=2,
         )
     for name, estimator in estimators.items():

@@ -106,7 +106,7 @@ def test_skada_baselines_join_the_shallow_rows_without_target_labels() -> None:
     assert np.mean(predicted["logreg_mlma"] == labels[:20]) > 0.5  # the shift is a translation: easy
 
 
-def test_mlma_is_left_out_with_a_reason_when_a_domain_has_fewer_utterances_than_dimensions() -> None:
+def test_mlma_is_left_out_with_a_reason_when_a_domain_covariance_is_singular() -> None:
     """A singular covariance would leave MLMA's barycentre iteration running for minutes and then NaN."""
     import numpy as np
     import pytest
@@ -115,6 +115,10 @@ def test_mlma_is_left_out_with_a_reason_when_a_domain_has_fewer_utterances_than_
 
     rng = np.random.default_rng(0)
     source, labels = rng.normal(size=(30, 40)), np.arange(30) % 5
-    with pytest.warns(UserWarning, match=r"logreg_mlma left out.*30 <= 40"):
-        predicted = skada_predictions(source, labels, source + 0.5, source[:10])
+    with pytest.warns(UserWarning, match=r"logreg_mlma left out.*condition number inf"):
+        predicted = skada_predictions(source, labels, source + 0.5, source[:10])  # 30 rows, 40 dimensions
     assert "logreg_mlma" not in predicted and "logreg_tca" in predicted
+    many = rng.normal(size=(200, 6))
+    many[:, 5] = many[:, 4] + 1e-6 * rng.normal(size=200)  # two channels all but equal
+    with pytest.warns(UserWarning, match=r"logreg_mlma left out.*condition number \d"):
+        skada_predictions(many, np.arange(200) % 5, many + 0.5, many[:10])
