@@ -127,7 +127,6 @@ class GridSpec:
                 f"grid {self.name!r} needs at least one cell and one direction: give them in the grid config "
                 "(see configs/grid/demo.yaml)"
             )
-        self._check_corpora()
         unknown = [name for name in self.rules or () if name not in RULES]
         if unknown:
             raise UserError(
@@ -163,8 +162,9 @@ class GridSpec:
             for seed in self.seeds
         ]
 
-    def _check_corpora(self) -> None:
-        """Every corpus names a built feature cache; a clear error with the fix otherwise."""
+    def check_corpora(self) -> None:
+        """Every corpus names a built feature cache; a clear error with the fix otherwise (checked before
+        a grid runs or resolves its runs, not when it is only read)."""
         for corpus, cache in (self.corpora or {}).items():
             if not (Path(cache) / "meta.json").is_file():
                 raise FileNotFoundError(
@@ -283,6 +283,7 @@ def run_grid(spec: GridSpec, verbose: bool = False, launcher: Launcher | None = 
     """Say what happens to every run, run those not done with the launcher (the spec's, or one after
     another here), one line per run as it ends; return the records of finished runs in table order."""
     runs = spec.runs()
+    spec.check_corpora()
     launcher = launcher or make_launcher(spec.launcher)
     labels = {run: f"[{k}/{len(runs)}] {spec.name}: {run.label}" for k, run in enumerate(runs, start=1)}
     records, todo = {}, []
@@ -333,6 +334,7 @@ def check_grid(spec: GridSpec) -> None:
     from sed_uda.training_cli import gpu_note
 
     runs = spec.runs()
+    spec.check_corpora()
     with quiet_lightning(verbose=False):
         for index, run in enumerate(runs, start=1):
             resolved = identity.resolved_settings(run.configs, run.overrides)
