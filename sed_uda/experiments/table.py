@@ -13,6 +13,7 @@ correlation of its score with target test accuracy over every validated epoch).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -291,7 +292,9 @@ def baseline_results(
         ]
         kept = {"key": key, "results": results}
         stored.parent.mkdir(parents=True, exist_ok=True)
-        stored.write_text(json.dumps(kept, indent=2))
+        partial = stored.with_suffix(".partial")  # written whole, then renamed: never a half file
+        partial.write_text(json.dumps(kept, indent=2))
+        os.replace(partial, stored)
     return kept["results"]
 
 
