@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from rich.console import Console
@@ -46,11 +45,16 @@ def run_demo(
     spec = load_grid(grid_config)
     spec.overrides = [*(spec.overrides or []), f"--data.cache_dir={cache}"]
     pinned = InProcess(threads=threads) if spec.launcher is None else None  # None: the config's launcher
-    with threadpool_limits(threads, user_api="blas"):
-        beside = _baselines_beside(spec) if pinned is not None else None
-        records = run_grid(spec, verbose=verbose, launcher=pinned)
-        if beside is not None:
-            beside.join()
+    with threadpool_limits(threads, user_api="blas"), ThreadPoolExecutor(1) as beside:
+        baselines = _baselines_beside(spec, beside) if pinned is not None else None
+        try:
+            records = run_grid(spec, verbose=verbose, launcher=pinned)
+        except BaseException:  # Ctrl-C or a failed run: the baselines under way finish first
+            if baselines is not None and not baselines.done():
+                console.print("stopping: the shallow baselines under way finish first (up to a minute)")
+            raise
+        if baselines is not None:
+            baselines.result()
     console.rule("4/4 results")
     text = write_tables(spec.runs_dir, out)
     console.print(text, soft_wrap=True, markup=False)  # Markdown tables, unwrapped and verbatim
@@ -63,11 +67,10 @@ def run_demo(
     return text
 
 
-def _baselines_beside(spec: GridSpec) -> threading.Thread:
+def _baselines_beside(spec: GridSpec, pool: ThreadPoolExecutor) -> Future:
     """Start the table's shallow baselines (`baseline_results`) for the grid's input setting on a thread,
     so they run on a second core while the grid's single-threaded runs train; the table then finds them
-    in `<runs_dir>/baselines.json` (or recomputes them, were its runs' setting another). A daemon thread:
-    Ctrl-C ends the demo at once, not after the baselines."""
+    in `<runs_dir>/baselines.json` (or recomputes them, were its runs' setting another)."""
     from sed_uda.data.datamodule import CrossLingualDataModule
 
     runs = spec.runs()
@@ -79,11 +82,4 @@ def _baselines_beside(spec: GridSpec) -> threading.Thread:
             str(data["cache_dir"]), data["source"], data["target"], features=data["features"]
         )
         setting = (str(module.cache_dir), data["normalization"], list(module.features))
-
-    def work() -> None:
-        with contextlib.suppress(Exception):  # the table computes them again and reports what fails
-            baseline_results(spec.runs_dir, *setting, languages)
-
-    thread = threading.Thread(target=work, name="shallow baselines", daemon=True)
-    thread.start()
-    return thread
+    return pool.submit(baseline_results, spec.runs_dir, *setting, languages)
