@@ -12,15 +12,9 @@ from sed_uda.features.frontends.egemaps import Egemaps
 from sed_uda.features.store import load_cache
 from sed_uda.inference.audio import recording_features
 from sed_uda.inference.model import load_model
-from tests.conftest import FAST, REPO
+from tests.features.conftest import fit_one_epoch
 from tests.features.test_librosa_frames import _speechlike
 from tests.test_cli import one_line, sed_uda
-
-STATS = [
-    f"--config={REPO / 'configs' / 'experiment' / 'en2zh.yaml'}",
-    f"--config={REPO / 'configs' / 'encoder' / 'stats.yaml'}",
-    "--data.features=null",
-]
 
 
 def test_lld_are_25_channels_every_10_ms_and_functionals_one_88_vector() -> None:
@@ -32,8 +26,6 @@ def test_lld_are_25_channels_every_10_ms_and_functionals_one_88_vector() -> None
 
 @pytest.mark.parametrize("name", ["egemaps", "egemaps_functionals"])
 def test_prepare_fit_classify_with_egemaps(name: str, tiny_corpus: Path, tmp_path: Path, capsys) -> None:
-    from sed_uda.training_cli import training_cli
-
     cache = tmp_path / "cache"
     status, out, err = sed_uda(
         ["prepare", "--root", str(tiny_corpus), "--cache", str(cache), "--front-end", name, "--workers", "2"],
@@ -41,20 +33,7 @@ def test_prepare_fit_classify_with_egemaps(name: str, tiny_corpus: Path, tmp_pat
     )
     assert status == 0, err
     loaded = load_cache(cache)
-    run = tmp_path / "run"
-    training_cli(
-        [
-            "fit",
-            *STATS,
-            f"--data.cache_dir={cache}",
-            f"--trainer.default_root_dir={run}",
-            *FAST,
-            "--data.crop_frames=512",
-            "--trainer.max_epochs=1",
-            "--data.normalization=global",  # classify then needs no speaker names
-        ]
-    )
-    ckpt = run / "checkpoints" / "last.ckpt"
+    ckpt = fit_one_epoch(cache, tmp_path / "run", ["encoder/stats.yaml"], "--data.crop_frames=512")
     model = load_model(ckpt)
     assert model.front_end == loaded.front_end
 

@@ -14,7 +14,8 @@ import yaml
 from sed_uda.features.store import load_cache
 from sed_uda.inference.audio import recording_features
 from sed_uda.inference.model import load_model
-from tests.conftest import FAST, REPO
+from tests.conftest import REPO
+from tests.features.conftest import fit_one_epoch
 from tests.test_cli import sed_uda
 
 
@@ -27,8 +28,6 @@ def _blocks(language: str) -> list[str]:
 def test_readme_front_end_prepares_trains_and_classifies(
     tiny_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    from sed_uda.training_cli import training_cli
-
     code, config_text = _blocks("python")[0], _blocks("yaml")[0]
     file_name = code.splitlines()[0].removeprefix("# ")
     config_name = config_text.splitlines()[0].removeprefix("# ")
@@ -60,21 +59,7 @@ def test_readme_front_end_prepares_trains_and_classifies(
     cache = load_cache(tmp_path / "data" / "cache_rms")
     assert cache.blocks == {"rms": 1, "rms_db": 1} and cache.front_end.hop_length == 160
 
-    run = tmp_path / "run"
-    training_cli(
-        [
-            "fit",
-            f"--config={REPO / 'configs' / 'experiment' / 'en2zh.yaml'}",
-            f"--config={REPO / 'configs' / 'encoder' / 'stats.yaml'}",
-            "--data.cache_dir=data/cache_rms",
-            "--data.features=null",
-            f"--trainer.default_root_dir={run}",
-            *FAST,
-            "--trainer.max_epochs=1",
-            "--data.normalization=global",  # classify then needs no speaker names
-        ]
-    )
-    ckpt = run / "checkpoints" / "last.ckpt"
+    ckpt = fit_one_epoch("data/cache_rms", tmp_path / "run", ["encoder/stats.yaml"])
     wav = tiny_corpus / cache.manifest["path"][0]
     np.testing.assert_array_equal(recording_features(wav, load_model(ckpt).front_end)[0], cache.utterance(0))
     status, out, err = sed_uda(["classify", "--ckpt", str(ckpt), str(wav)], capsys)

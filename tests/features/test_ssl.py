@@ -13,7 +13,7 @@ from sed_uda.features.frontends.ssl import SpeechModelStates
 from sed_uda.features.store import load_cache
 from sed_uda.inference.audio import recording_features
 from sed_uda.inference.model import load_model
-from tests.conftest import FAST, REPO
+from tests.features.conftest import fit_one_epoch
 from tests.test_cli import one_line, sed_uda
 
 
@@ -61,8 +61,6 @@ def test_frames_do_not_depend_on_the_batch(norm: str, tmp_path: Path) -> None:
 def test_prepare_fit_classify_with_a_local_model(
     model_folder: Path, tiny_corpus: Path, tmp_path: Path, capsys
 ) -> None:
-    from sed_uda.training_cli import training_cli
-
     config = tmp_path / "ssl.yaml"
     config.write_text(
         "class_path: sed_uda.features.frontends.ssl.SpeechModelStates\n"
@@ -76,21 +74,7 @@ def test_prepare_fit_classify_with_a_local_model(
     loaded = load_cache(cache)
     assert loaded.blocks == {"layer2": 16} and loaded.meta["front_end_versions"]["model_files"]
 
-    run = tmp_path / "run"
-    training_cli(
-        [
-            "fit",
-            f"--config={REPO / 'configs' / 'experiment' / 'en2zh.yaml'}",
-            f"--config={REPO / 'configs' / 'adaptation' / 'mcc.yaml'}",
-            f"--data.cache_dir={cache}",
-            "--data.features=null",
-            f"--trainer.default_root_dir={run}",
-            *FAST,
-            "--trainer.max_epochs=1",
-            "--data.normalization=global",  # classify then needs no speaker names
-        ]
-    )
-    ckpt = run / "checkpoints" / "last.ckpt"
+    ckpt = fit_one_epoch(cache, tmp_path / "run", ["adaptation/mcc.yaml"])
     wav = tiny_corpus / loaded.manifest["path"][3]
     frames, _ = recording_features(wav, load_model(ckpt).front_end)
     # alone here, batched with 3 others in prepare: equal up to float rounding (one float16 step)
