@@ -188,7 +188,8 @@ def grid(
         name: Grid name (for progress and records).
         runs_dir: Where each run writes <adaptation>_<encoder>_<direction>/seed<k>/.
         cells: Rows of the table, e.g. {adaptation: configs/adaptation/dann.yaml,
-            encoder: configs/encoder/stats.yaml}.
+            encoder: configs/encoder/stats.yaml}; optional `overrides` for that cell's runs
+            (after the grid's) and `variants` (named lists of overrides, one row each).
         directions: Direction name -> its experiment config, e.g. {en2zh: configs/experiment/en2zh.yaml}.
         seeds: Seeds per cell.
         overrides: Extra LightningCLI arguments for every run, e.g. ["--trainer.max_epochs=5"].

@@ -34,22 +34,27 @@ console = Console()
 class Cell:
     """One row of the results table: an adaptation config trained with an encoder config.
 
-    `variants` (optional) trains the cell once per named list of overrides, e.g. trade-off weights
-    {w0.3: ["--model.adaptations.init_args.weight=0.3"], w1: [], w3: [...]}: each variant is a row
-    `method@name`, and the table adds the variant a label-free rule chooses (and the ORACLE's) per corpus.
+    `overrides` (optional) go to this cell's runs after the grid's, e.g. ["--trainer.precision=bf16-mixed"]
+    for an encoder that gains from it. `variants` (optional) trains the cell once per named list of
+    overrides, e.g. trade-off weights {w0.3: ["--model.adaptations.init_args.weight=0.3"], w1: [], w3: [...]}:
+    each variant is a row `method@name`, and the table adds the variant a label-free rule chooses (and the
+    ORACLE's) per corpus.
     """
 
     adaptation: Path
     encoder: Path
     variants: dict[str, list[str]] | None = None
+    overrides: list[str] | None = None
 
     def variant_overrides(self) -> dict[str | None, tuple[str, ...]]:
-        """Variant name -> its overrides; {None: ()} for a cell without variants."""
-        return {name: tuple(extra) for name, extra in (self.variants or {None: []}).items()}
+        """Variant name -> the cell's overrides then the variant's; {None: the cell's} without variants."""
+        return {
+            name: (*(self.overrides or ()), *extra) for name, extra in (self.variants or {None: []}).items()
+        }
 
     def __hash__(self) -> int:
         variants = tuple(sorted((name, tuple(extra)) for name, extra in (self.variants or {}).items()))
-        return hash((self.adaptation, self.encoder, variants))
+        return hash((self.adaptation, self.encoder, variants, tuple(self.overrides or ())))
 
     @property
     def method(self) -> str:
@@ -375,7 +380,8 @@ def load_grid(path: Path) -> GridSpec:
         raise FileNotFoundError(f"grid config {path} does not exist (see configs/grid/ for examples)")
     data = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
     data["cells"] = [
-        Cell(Path(c["adaptation"]), Path(c["encoder"]), c.get("variants")) for c in data.get("cells") or []
+        Cell(Path(c["adaptation"]), Path(c["encoder"]), c.get("variants"), c.get("overrides"))
+        for c in data.get("cells") or []
     ]
     data["directions"] = {k: Path(v) for k, v in (data.get("directions") or {}).items()}
     if data.get("corpora"):

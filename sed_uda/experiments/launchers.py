@@ -56,9 +56,14 @@ class InProcess(Launcher):
 
 
 class _Submitit(Launcher):
-    """At most `jobs` submitit jobs in flight, each running up to `runs_per_job` consecutive items one
-    after another (fewer when that would leave a job slot idle); Ctrl-C cancels the ones in flight (their
-    claims are freed by their end; finished runs stay)."""
+    """At most `jobs` submitit jobs in flight, each running a chunk of consecutive items one after
+    another; Ctrl-C cancels the ones in flight (their claims are freed by their end; finished runs stay).
+
+    Chunks follow guided self-scheduling (Polychronopoulos & Kuck 1987): each new job takes
+    1/(2 x jobs) of the items still waiting, at most `runs_per_job`, so a process's start-up serves
+    several runs while the grid is long, and the last jobs hold one run each, so no slot idles at the end
+    waiting for a long chunk.
+    """
 
     poll_seconds = 1.0
     runs_per_job = 1
@@ -68,12 +73,12 @@ class _Submitit(Launcher):
 
     def launch(self, job: Callable[..., dict], items: Sequence[Any], folder: Path) -> Iterator[Outcome]:
         executor = self.executor(folder)
-        size = max(1, min(self.runs_per_job, math.ceil(len(items) / (self.jobs or len(items) or 1))))
-        waiting, running = [list(items[at : at + size]) for at in range(0, len(items), size)], []
+        waiting, running = list(items), []
         try:
             while waiting or running:
                 while waiting and (self.jobs is None or len(running) < self.jobs):
-                    chunk = waiting.pop(0)
+                    size = self.chunk_size(len(waiting))
+                    chunk, waiting = waiting[:size], waiting[size:]
                     running.append((chunk, executor.submit(run_chunk, job, chunk, self.threads())))
                 finished = [(chunk, submitted) for chunk, submitted in running if submitted.done()]
                 for chunk, submitted in finished:
@@ -85,6 +90,11 @@ class _Submitit(Launcher):
             for _, submitted in running:
                 submitted.cancel(check=False)
             raise
+
+    def chunk_size(self, waiting: int) -> int:
+        """How many of the `waiting` items the next job runs (guided self-scheduling)."""
+        share = math.ceil(waiting / (2 * self.jobs)) if self.jobs else 1
+        return max(1, min(self.runs_per_job, share))
 
 
 def run_chunk(job: Callable[..., dict], items: Sequence[Any], threads: int | None) -> list[tuple]:
@@ -119,10 +129,11 @@ def _last_line(error: BaseException) -> str:
 class Local(_Submitit):
     """`jobs` processes side by side on this machine, each with `threads` torch threads (default: the
     machine's cores shared out, at least 1), running up to `runs_per_job` consecutive runs (a grid lists
-    a cell's seeds one after another) so that a process's imports and cache read serve several runs."""
+    a cell's seeds one after another) so that a process's imports and cache read serve several runs.
+    A chunk's runs are reported when the chunk ends."""
 
     def __init__(
-        self, jobs: int = 2, threads: int | None = None, runs_per_job: int = 3, timeout_min: int = 24 * 60
+        self, jobs: int = 2, threads: int | None = None, runs_per_job: int = 6, timeout_min: int = 24 * 60
     ) -> None:
         if jobs < 1 or runs_per_job < 1:
             raise BadArgument(f"jobs and runs_per_job must be at least 1, got {jobs} and {runs_per_job}")

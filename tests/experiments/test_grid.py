@@ -194,6 +194,33 @@ def test_grid_config_files_are_read_as_paths(tmp_path: Path) -> None:
     assert spec.seeds == [3, 4] and spec.runs_dir == "runs/mine"
 
 
+def test_a_cells_own_overrides_reach_its_runs_only_after_the_grids(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sed_uda.cli import main
+
+    path = tmp_path / "grid.yaml"
+    path.write_text(
+        "cells:\n  - {adaptation: configs/adaptation/dann.yaml, encoder: configs/encoder/stats.yaml}\n"
+        "  - {adaptation: configs/adaptation/dann.yaml, encoder: configs/encoder/cnn1d.yaml,\n"
+        "     overrides: [--trainer.precision=bf16-mixed, --trainer.max_epochs=3]}\n"
+        "directions: {en2zh: configs/experiment/en2zh.yaml}\noverrides: [--trainer.max_epochs=2]\n"
+    )
+    monkeypatch.chdir(REPO)
+    given: list[GridSpec] = []
+    monkeypatch.setattr(grid_module, "run_grid", lambda spec, **_: given.append(spec))
+    main(["grid", "--config", str(path)])  # as typed: the command line parser reads the cells
+    for spec in (load_grid(path), *given):
+        stats, cnn = spec.runs()
+        assert stats.overrides == ("--trainer.max_epochs=2",)
+        assert cnn.overrides == (
+            "--trainer.max_epochs=2",
+            "--trainer.precision=bf16-mixed",
+            "--trainer.max_epochs=3",
+        )
+    assert len(given) == 1
+
+
 @pytest.mark.parametrize("path", sorted((CONFIGS / "grid").glob("*.yaml")), ids=lambda p: p.stem)
 def test_shipped_grids_point_at_existing_configs(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(REPO)  # grid configs name files relative to the repository root
