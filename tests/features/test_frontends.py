@@ -57,7 +57,7 @@ def test_every_config_in_configs_frontend_builds_and_names_its_class() -> None:
 def test_changing_the_front_end_rebuilds_and_is_said(tiny_corpus: Path, tmp_path: Path, capsys) -> None:
     prepare_cache(tiny_corpus, tmp_path / "cache", front_end=LibrosaFrames(n_mels=64, n_mfcc=20))
     capsys.readouterr()
-    prepare_cache(tiny_corpus, tmp_path / "cache", front_end=Egemaps(level="functionals"))
+    prepare_cache(tiny_corpus, tmp_path / "cache", workers=2, front_end=Egemaps(level="functionals"))
     assert "rebuilding: front end changed (LibrosaFrames -> Egemaps" in capsys.readouterr().out
     cache = load_cache(tmp_path / "cache")
     assert cache.front_end == Egemaps(level="functionals") and cache.blocks == {"functionals": 88}
@@ -66,7 +66,7 @@ def test_changing_the_front_end_rebuilds_and_is_said(tiny_corpus: Path, tmp_path
 
 
 def test_data_blocks_of_another_front_end_are_refused_with_the_fix(tiny_corpus: Path, tmp_path: Path) -> None:
-    prepare_cache(tiny_corpus, tmp_path / "cache", front_end=Egemaps(level="functionals"))
+    prepare_cache(tiny_corpus, tmp_path / "cache", workers=2, front_end=Egemaps(level="functionals"))
     with pytest.raises(ValueError, match=r"Egemaps front end .*\(functionals\).*--data.features=null"):
         CrossLingualDataModule(str(tmp_path / "cache"), features=["zcr", "mfcc"])
     assert CrossLingualDataModule(str(tmp_path / "cache")).num_channels == 88
