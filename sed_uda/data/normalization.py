@@ -46,11 +46,14 @@ def row_moments(frames: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np
         raise ValueError("every utterance must have at least one frame")
     sums = np.empty((len(counts), frames.shape[1]))
     squares = np.empty_like(sums)
+    # float16 frames (the cache's) are squared exactly in float32 (11 significant bits -> 22 < 24), half
+    # the memory traffic of float64; every sum accumulates in float64 either way.
+    exact = np.float32 if frames.dtype == np.float16 else np.float64
     for a, b in _row_chunks(offsets):
-        block = frames[offsets[a] : offsets[b]].astype(np.float64)
+        block = frames[offsets[a] : offsets[b]].astype(exact)
         starts = offsets[a:b] - offsets[a]
-        sums[a:b] = np.add.reduceat(block, starts, axis=0)
-        squares[a:b] = np.add.reduceat(np.square(block, out=block), starts, axis=0)
+        sums[a:b] = np.add.reduceat(block, starts, axis=0, dtype=np.float64)
+        squares[a:b] = np.add.reduceat(np.square(block, out=block), starts, axis=0, dtype=np.float64)
     means = sums / counts[:, None]
     return counts, means, np.maximum(squares - sums * means, 0.0)
 
