@@ -56,7 +56,7 @@ def _interrupt_then_resume(cache: Path, root: Path, signal_name: str) -> dict:
     interrupted = (
         torch.load(root / "checkpoints" / "last.ckpt", weights_only=True) if killed.returncode else None
     )
-    return {"killed": killed, "interrupted": interrupted, "resumed": _fit(cache, root, "--ckpt_path=last")}
+    return {"interrupted": interrupted, "resumed": _fit(cache, root, "--ckpt_path=last")}
 
 
 SIGNALS = ("SIGKILL", "SIGINT")
