@@ -224,6 +224,11 @@ def rule_ranking(records: list[dict]) -> pd.DataFrame:
 
 
 def ranking_table(ranking: pd.DataFrame) -> str:
+    if ranking.empty:
+        return (
+            "No adapting run logged target test accuracy per epoch (it is computed only when a run's rules "
+            "include `target_test_oracle`): add that rule to the grid's `rules` to rank the rules."
+        )
     lines = [
         "| Selection rule | Spearman with target acc | Accuracy lost vs oracle epoch | Runs |",
         "|---|---|---|---|",
@@ -276,11 +281,12 @@ def baseline_results(
     when it holds them, else computed and written there; None without the cache."""
     if not Path(cache_dir, "meta.json").is_file():
         return None
-    from sed_uda.experiments.baselines import direction_baselines
+    from sed_uda.experiments.baselines import BASELINES, direction_baselines
 
     key = json.dumps(
         [str(cache_dir), Path(cache_dir, "meta.json").read_text(), normalization, list(features)]
         + sorted(map(list, languages))
+        + [sorted(BASELINES)]
     )
     stored = Path(runs) / BASELINES_FILE
     kept = json.loads(stored.read_text()) if stored.is_file() else {}

@@ -109,6 +109,18 @@ def test_rule_ranking_prefers_the_rule_that_tracks_target_accuracy(tmp_path: Pat
     assert ranking.loc["target_snd", "runs"] == 5  # adapting runs only: dann, 3 + 2 seeds
 
 
+def test_table_says_how_to_rank_rules_when_no_run_logged_test_accuracy(tmp_path: Path) -> None:
+    _write_runs(tmp_path / "runs")
+    for path in (tmp_path / "runs").rglob("record.json"):
+        record = json.loads(path.read_text())
+        record["history"] = [
+            {k: v for k, v in row.items() if k != "target_test_acc"} for row in record["history"]
+        ]
+        path.write_text(json.dumps(record))
+    text = write_tables(tmp_path / "runs", tmp_path / "results.md")
+    assert "add that rule to the grid's `rules`" in text.split("### How well each rule ranks checkpoints")[1]
+
+
 def test_table_warns_when_settings_are_mixed(tmp_path: Path) -> None:
     _write_runs(tmp_path / "runs")
     path = tmp_path / "runs" / "dann_cnn1d_en2zh" / "seed2" / "record.json"
