@@ -24,6 +24,8 @@ class AdaptationInputs:
     `classify(x, lengths)` runs the model (encoder + classifier, in training mode) on other inputs,
     for methods that need a second view of the target batch (self-training) or inputs mixed across
     domains (`source_x`, `source_lengths`: the labelled batch as the encoder saw it; domain mixup).
+    `source_speakers`, `target_speakers`: each row's speaker index (speaker-adversarial training), when
+    the data serves them.
     """
 
     source_embedding: Tensor
@@ -37,6 +39,8 @@ class AdaptationInputs:
     classify: Callable[[Tensor, Tensor], Tensor]
     source_x: Tensor | None = None
     source_lengths: Tensor | None = None
+    source_speakers: Tensor | None = None
+    target_speakers: Tensor | None = None
 
 
 AdaptationOutput = tuple[Tensor, dict[str, Tensor | float]]

@@ -106,9 +106,10 @@ class CyclingPermutation:
 
 
 class RandomCrops(IterableDataset):
-    """`steps` batches {"x", "lengths"} of random crops of the utterances `rows`, without labels.
+    """`steps` batches {"x", "lengths"} of random crops of the utterances `rows`, without labels
+    (plus "speaker" when `speakers[i]`, row i's speaker index, is given: metadata, not an emotion).
 
-    It is built from frames and row indices only, so nothing that iterates it can reach a label.
+    It is built from frames, row indices and speakers only, so nothing that iterates it can reach a label.
     The random stream lives as long as the dataset: each epoch continues it (new crops, and the
     permutation cycles on), and it is drawn from `stream_generator(seed, stream)` on first use, when
     the distributed rank is known, so every rank draws its own reproducible stream. `state_dict` holds
@@ -126,10 +127,12 @@ class RandomCrops(IterableDataset):
         steps: int,
         seed: int,
         stream: int = 0,
+        speakers: Tensor | None = None,
     ) -> None:
         self.frames = frames
         self.offsets = offsets
         self.rows = rows
+        self.speakers = speakers
         self.crop_frames = crop_frames
         self.batch_size = batch_size
         self.steps = steps
@@ -180,7 +183,10 @@ class RandomCrops(IterableDataset):
         x, lengths = random_crops(
             self.frames, self.offsets, self.rows[picks], self.crop_frames, self._generator
         )
-        return {"x": x, "lengths": lengths}
+        batch = {"x": x, "lengths": lengths}
+        if self.speakers is not None:
+            batch["speaker"] = self.speakers[picks]
+        return batch
 
 
 class LabelledRandomCrops(RandomCrops):
@@ -197,8 +203,9 @@ class LabelledRandomCrops(RandomCrops):
         steps: int,
         seed: int,
         stream: int = 0,
+        speakers: Tensor | None = None,
     ) -> None:
-        super().__init__(frames, offsets, rows, crop_frames, batch_size, steps, seed, stream)
+        super().__init__(frames, offsets, rows, crop_frames, batch_size, steps, seed, stream, speakers)
         self.labels = labels
 
     def _batch(self, picks: Tensor) -> Batch:

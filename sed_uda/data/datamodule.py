@@ -64,11 +64,12 @@ class _Loaded:
 class CrossLingualDataModule(LightningDataModule):
     """Source-labelled and target-unlabelled training batches plus evaluation loaders for one direction.
 
-    Training yields `{"labelled": {"x", "lengths", "y"}, "unlabelled": {"x", "lengths"}}` with random
-    `crop_frames` crops: labelled = source train (or target train for the target-supervised upper
-    bound); unlabelled = target train, served (when `unlabelled_target`) by a dataset that never
-    receives labels. The data module knows no method: the CLI turns `unlabelled_target` on when the
-    model has adaptation losses. Evaluation uses whole utterances (centre crop beyond `max_eval_frames`).
+    Training yields `{"labelled": {"x", "lengths", "y", "speaker"}, "unlabelled": {"x", "lengths",
+    "speaker"}}` with random `crop_frames` crops: labelled = source train (or target train for the
+    target-supervised upper bound); unlabelled = target train, served (when `unlabelled_target`) by a
+    dataset that never receives labels. The data module knows no method: the CLI turns
+    `unlabelled_target` on when the model has adaptation losses. Evaluation uses whole utterances
+    (centre crop beyond `max_eval_frames`).
     """
 
     def __init__(
@@ -214,12 +215,22 @@ class CrossLingualDataModule(LightningDataModule):
             "steps": self.train_steps,
             "seed": self.seed,
         }
-        labels = self.labels(rows)
-        labelled = LabelledRandomCrops(frames, offsets, torch.from_numpy(rows), labels, **crops, stream=0)
+        labels, speakers = self.labels(rows), self.speaker_ids(rows)
+        labelled = LabelledRandomCrops(
+            frames, offsets, torch.from_numpy(rows), labels, **crops, stream=0, speakers=speakers
+        )
         loaders = {LABELLED: StreamLoader(labelled)}
         if self.unlabelled_target:
-            target_rows = torch.from_numpy(self.rows(self.target, "train"))
-            loaders[UNLABELLED] = StreamLoader(RandomCrops(frames, offsets, target_rows, **crops, stream=1))
+            target_rows = self.rows(self.target, "train")
+            unlabelled = RandomCrops(
+                frames,
+                offsets,
+                torch.from_numpy(target_rows),
+                **crops,
+                stream=1,
+                speakers=self.speaker_ids(target_rows),
+            )
+            loaders[UNLABELLED] = StreamLoader(unlabelled)
         # Both sides cycle inside their own stream and yield exactly `train_steps` batches, so
         # "min_size" ends the epoch at train_steps. "max_size_cycle" would add nothing but risk: it
         # restarts an exhausted side's iterator mid-epoch and stretches the epoch to the longer side.
@@ -339,6 +350,14 @@ class CrossLingualDataModule(LightningDataModule):
                 "choose --data.normalization utterance or global"
             )
         return speakers, members
+
+    def speaker_ids(self, rows: np.ndarray) -> Tensor:
+        """Speaker indices (int64) of manifest rows, the two languages' speakers numbered together by
+        (language, speaker): metadata every corpus has, not emotion labels; training batches carry them
+        for speaker-adversarial methods, whose speakers are then the train speakers of both languages."""
+        manifest = self._loaded_manifest()
+        codes, _ = pd.factorize(manifest["language"].astype(str) + "/" + manifest["speaker"].astype(str))
+        return torch.from_numpy(codes[rows].astype(np.int64))
 
     def labels(self, rows: np.ndarray) -> Tensor:
         """Emotion indices of manifest rows (training and scoring; never served to the unlabelled side)."""

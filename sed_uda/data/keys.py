@@ -1,11 +1,12 @@
 """Names shared by the data module and the model: batch keys and evaluation loaders.
 
-Training batch:   {"labelled": {"x", "lengths", "y"}, "unlabelled": {"x", "lengths"}}
+Training batch:   {"labelled": {"x", "lengths", "y", "speaker"}, "unlabelled": {"x", "lengths", "speaker"}}
                   ("unlabelled" only for models that adapt; it never carries "y")
 Evaluation batch: {"x", "lengths", "y"}, or {"x", "lengths"} for the unlabelled loader
 x is (batch, channels, frames) float (float32 in training; evaluation batches keep the cache's
 float16 and models cast), lengths the valid frames of each row (int64),
-y the emotion index in `sed_uda.corpus.layout.EMOTIONS`.
+y the emotion index in `sed_uda.corpus.layout.EMOTIONS`, speaker the index of the utterance's
+(language, speaker) among the corpus's speakers (`CrossLingualDataModule.speaker_ids`).
 """
 
 from __future__ import annotations

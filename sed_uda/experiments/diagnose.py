@@ -38,7 +38,8 @@ SHARED_BAND_HZ = (150.0, 5500.0)
 
 @dataclass
 class PooledCorpus:
-    """Pooled vectors (utterances, 2 * channels: means then stds), labels and the rows of each split."""
+    """Pooled vectors (utterances, 2 * channels: means then stds), labels, the rows of each split and
+    every utterance's speaker index (`CrossLingualDataModule.speaker_ids`)."""
 
     vectors: np.ndarray
     labels: np.ndarray
@@ -46,6 +47,7 @@ class PooledCorpus:
     config: LibrosaFrames
     source: str
     target: str
+    speakers: np.ndarray
 
     def columns(self, block: str, statistic: str) -> np.ndarray:
         """Columns of one feature block's means ("mean") or stds ("std")."""
@@ -65,8 +67,9 @@ def load_pooled(cache_dir: str | Path, source: str, target: str, normalization: 
         "target_train": data.rows(target, "train"),
         "target_test": data.rows(target, "test"),
     }
-    labels = data.labels(np.arange(len(data.manifest))).numpy()
-    return PooledCorpus(vectors, labels, rows, data.front_end, source, target)
+    everyone = np.arange(len(data.manifest))
+    labels, speakers = data.labels(everyone).numpy(), data.speaker_ids(everyone).numpy()
+    return PooledCorpus(vectors, labels, rows, data.front_end, source, target, speakers)
 
 
 def transfer_accuracy(

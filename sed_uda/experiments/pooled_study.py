@@ -37,7 +37,7 @@ from sed_uda.models.schedules import build_lr_scheduler
 @dataclass
 class Domains:
     """Pooled vectors (float32) and labels of source train, target train (labels only for the upper
-    bound) and target test."""
+    bound) and target test; the speakers of source and target train (speaker-adversarial methods)."""
 
     source_x: Tensor
     source_y: Tensor
@@ -45,6 +45,8 @@ class Domains:
     target_y: Tensor
     test_x: Tensor
     test_y: Tensor
+    source_speakers: Tensor | None = None
+    target_speakers: Tensor | None = None
 
 
 def load_domains(cache_dir: str | Path, direction: str, normalization: str) -> Domains:
@@ -53,6 +55,7 @@ def load_domains(cache_dir: str | Path, direction: str, normalization: str) -> D
 
     corpus = load_pooled(cache_dir, direction[:2], direction[3:], normalization)
     x, y = torch.from_numpy(corpus.vectors.astype(np.float32)), torch.from_numpy(corpus.labels)
+    speakers = torch.from_numpy(corpus.speakers)
     rows = {k: torch.from_numpy(v) for k, v in corpus.rows.items()}
     return Domains(
         x[rows["source_train"]],
@@ -61,6 +64,8 @@ def load_domains(cache_dir: str | Path, direction: str, normalization: str) -> D
         y[rows["target_train"]],
         x[rows["target_test"]],
         y[rows["target_test"]],
+        speakers[rows["source_train"]],
+        speakers[rows["target_train"]],
     )
 
 
@@ -117,8 +122,10 @@ def train_pooled(
     model = PooledModel(domains.source_x.shape[1])
     for loss in losses:
         loss.bind(128, len(EMOTIONS))
-    train_x, train_y = (
-        (domains.source_x, domains.source_y) if labelled == "source" else (domains.target_x, domains.target_y)
+    train_x, train_y, train_speakers = (
+        (domains.source_x, domains.source_y, domains.source_speakers)
+        if labelled == "source"
+        else (domains.target_x, domains.target_y, domains.target_speakers)
     )
     parameters = [*model.parameters(), *(p for loss in losses for p in loss.parameters())]
     optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=1e-4)
@@ -134,7 +141,8 @@ def train_pooled(
         for step in range(steps):
             rows = order[step * batch_size : (step + 1) * batch_size]
             xs, ys = train_x[rows], train_y[rows]
-            xt = domains.target_x[torch.randint(0, len(domains.target_x), (batch_size,))]
+            picks = torch.randint(0, len(domains.target_x), (batch_size,))
+            xt = domains.target_x[picks]
             embedding = model.encoder(torch.cat([xs, xt]) if losses else xs)
             logits = model.classifier(embedding)
             total = F.cross_entropy(logits[: len(xs)], ys)
@@ -152,6 +160,8 @@ def train_pooled(
                     model,
                     xs[..., None],
                     ones[:n],
+                    _rows_of(train_speakers, rows),
+                    _rows_of(domains.target_speakers, picks),
                 )
                 for loss in losses:
                     total = total + loss.weight * loss(inputs)[0]
@@ -164,6 +174,10 @@ def train_pooled(
         if best is None or key > (best.accuracy if labelled == "target" else best.im):
             best = outcome
     return best
+
+
+def _rows_of(values: Tensor | None, rows: Tensor) -> Tensor | None:
+    return None if values is None else values[rows]
 
 
 @torch.no_grad()

@@ -206,6 +206,8 @@ class UDAModule(LightningModule):
                 classify=self,
                 source_x=x[:n],
                 source_lengths=lengths[:n],
+                source_speakers=labelled.get("speaker"),
+                target_speakers=unlabelled.get("speaker"),
             )
             for adaptation in self.adaptations:
                 value, logged = adaptation(inputs)

@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from sed_uda.adaptation.base import AdaptationInputs
 
-CHANNELS, FRAMES, DIM, CLASSES = 6, 20, 16, 5
+CHANNELS, FRAMES, DIM, CLASSES, SPEAKERS = 6, 20, 16, 5, 20
 
 
 class TinyModel(nn.Module):
@@ -55,6 +55,8 @@ def step(
         classify=model,
         source_x=xs,
         source_lengths=ls,
+        source_speakers=torch.randint(0, SPEAKERS // 2, (n_source,)),
+        target_speakers=torch.randint(SPEAKERS // 2, SPEAKERS, (n_target,)),
     )
 
 
@@ -64,6 +66,8 @@ def from_tensors(
     source_logits: Tensor | None = None,
     target_logits: Tensor | None = None,
     progress: float = 0.5,
+    source_speakers: Tensor | None = None,
+    target_speakers: Tensor | None = None,
 ) -> AdaptationInputs:
     """Inputs built directly from embeddings (and logits; zeros when not given), no frames."""
     m, n = len(source_embedding), len(target_embedding)
@@ -83,4 +87,6 @@ def from_tensors(
         target_lengths=torch.full((n,), FRAMES),
         progress=progress,
         classify=no_classify,
+        source_speakers=source_speakers,
+        target_speakers=target_speakers,
     )

@@ -32,6 +32,8 @@ EXPECTED = {
     "aad",
     "cbst",
     "mixup",
+    "speaker_adv",
+    "mcc_speaker_adv",
 }
 
 

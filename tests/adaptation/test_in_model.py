@@ -43,7 +43,7 @@ def load(path: Path) -> list[AdaptationLoss]:
 def frames(rows: int, shift: float = 0.0) -> dict[str, torch.Tensor]:
     lengths = torch.randint(12, 25, (rows,))
     x = (torch.randn(rows, 8, 24) + shift) * (torch.arange(24) < lengths[:, None]).float()[:, None, :]
-    return {"x": x, "lengths": lengths}
+    return {"x": x, "lengths": lengths, "speaker": torch.randint(0, 20, (rows,))}
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda path: path.stem)

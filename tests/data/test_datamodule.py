@@ -40,11 +40,31 @@ def test_training_batches_follow_the_contract_with_unlabelled_target(random_cach
     assert len(batches) == len(loader) == 9  # > one pass of either side: both cycle
     for batch in batches:
         assert set(batch) == {LABELLED, UNLABELLED}
-        assert set(batch[LABELLED]) == {"x", "lengths", "y"}
-        assert set(batch[UNLABELLED]) == {"x", "lengths"}
+        assert set(batch[LABELLED]) == {"x", "lengths", "y", "speaker"}
+        assert set(batch[UNLABELLED]) == {"x", "lengths", "speaker"}
         for side in batch.values():
             assert side["x"].shape == (4, CHANNELS, 16) and side["x"].dtype == torch.float32
             assert side["lengths"].dtype == torch.int64 and torch.all(side["lengths"] <= 16)
+
+
+def test_training_rows_carry_their_speaker_and_no_speaker_is_shared_across_languages(
+    random_cache: Path,
+) -> None:
+    """Speaker-adversarial methods read `speaker`: each row's own (its frames sit on its language's side
+    of zero in the raw cache), the two languages' speakers numbered apart."""
+    dm = datamodule(random_cache, normalization="none", steps_per_epoch=6)
+    seen: dict[str, set[int]] = {LABELLED: set(), UNLABELLED: set()}
+    for batch, _, _ in dm.train_dataloader():
+        for side, sign in ((LABELLED, 1.0), (UNLABELLED, -1.0)):  # en (source) +4, zh (target) -4
+            means = batch[side]["x"].sum((1, 2)) / (batch[side]["lengths"] * CHANNELS)
+            assert torch.all(means * sign > 0)
+            seen[side].update(batch[side]["speaker"].tolist())
+    manifest = dm.manifest
+    for side, language in ((LABELLED, "en"), (UNLABELLED, "zh")):
+        rows = np.flatnonzero((manifest["language"] == language).to_numpy())
+        assert seen[side] == set(dm.speaker_ids(rows).tolist())
+        assert len(seen[side]) == manifest.loc[rows, "speaker"].nunique()
+    assert not seen[LABELLED] & seen[UNLABELLED]
 
 
 def test_unlabelled_side_is_built_without_labels(random_cache: Path) -> None:
