@@ -8,7 +8,11 @@ trained on the source language's train split and tested on the target's test spl
 - `logreg_coral`: CORAL alignment (Sun, Feng & Saenko, AAAI 2016, "Return of frustratingly easy
   domain adaptation"): each domain standardised with its own statistics (target: unlabelled
   target-train), then source vectors whitened with their covariance and re-coloured with the
-  target's, X_s C_s^(-1/2) C_t^(1/2) (each C + I).
+  target's, X_s C_s^(-1/2) C_t^(1/2) (each C + I);
+- `logreg_nap`: nuisance attribute projection (Solomonoff, Quillen & Campbell, Odyssey 2004/ICASSP
+  2005): the subspace spanned by the train speakers' mean vectors, both languages (speaker identity
+  is metadata, not an emotion label), projected out of every vector before the regression: the
+  shallow counterpart of speaker-adversarial training, with the same information.
 
 With `skada` installed (`pip install sed_uda[baselines]`), the baselines of
 `sed_uda.experiments.skada_baselines` join them. Target labels are used only to score the target test split.
@@ -30,6 +34,7 @@ from sed_uda.experiments import skada_baselines
 BASELINES: dict[str, str] = {
     "logreg": "Logistic regression on pooled statistics (no adaptation)",
     "logreg_coral": "Logistic regression on pooled statistics + CORAL",
+    "logreg_nap": "Logistic regression on pooled statistics with the train speakers' subspace projected out",
 }
 
 
@@ -44,6 +49,17 @@ def coral_align(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     source_cov = np.cov(source, rowvar=False) + eye
     target_cov = np.cov(target, rowvar=False) + eye
     return source @ power(source_cov, -0.5) @ power(target_cov, 0.5)
+
+
+def remove_speaker_subspace(vectors: np.ndarray, speakers: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """`vectors` standardised on `rows` with the span of the `rows` speakers' mean deviations from
+    their common mean projected out (every utterance, including ones of other speakers)."""
+    z = StandardScaler().fit(vectors[rows]).transform(vectors)
+    centre = z[rows].mean(0)
+    means = np.stack([z[rows[speakers[rows] == s]].mean(0) - centre for s in np.unique(speakers[rows])])
+    _, values, directions = np.linalg.svd(means, full_matrices=False)
+    basis = directions[values > values[0] * 1e-6].T
+    return z - (z @ basis) @ basis.T
 
 
 def direction_baselines(
@@ -73,10 +89,18 @@ def direction_baselines(
     target_scaler = StandardScaler().fit(vectors[unlabelled])  # label-free: target-train statistics
     x_train = source_scaler.transform(vectors[train])
     aligned = coral_align(x_train, target_scaler.transform(vectors[unlabelled]))
+    speakers = data.speaker_ids(np.arange(len(data.manifest))).numpy()
+    projected = remove_speaker_subspace(vectors, speakers, np.r_[train, unlabelled])
+    projected_scaler = StandardScaler().fit(projected[train])
     predictions = {}
     for name, inputs, x_test in (
         ("logreg", x_train, source_scaler.transform(vectors[test])),
         ("logreg_coral", aligned, target_scaler.transform(vectors[test])),
+        (
+            "logreg_nap",
+            projected_scaler.transform(projected[train]),
+            projected_scaler.transform(projected[test]),
+        ),
     ):
         predictions[name] = LogisticRegression(max_iter=3000).fit(inputs, labels[train]).predict(x_test)
     if with_skada and skada_baselines.available():

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.linear_model import LogisticRegression
 
-from sed_uda.experiments.baselines import coral_align, direction_baselines
+from sed_uda.experiments.baselines import coral_align, direction_baselines, remove_speaker_subspace
 
 FEATURES = ["zcr", "mfcc", "mel", "contrast"]
 
@@ -21,6 +22,21 @@ def test_coral_leaves_matching_domains_alone_and_moves_source_towards_the_target
     gap_before = np.linalg.norm(np.cov(source, rowvar=False) - np.cov(target, rowvar=False))
     gap_after = np.linalg.norm(np.cov(aligned, rowvar=False) - np.cov(target, rowvar=False))
     assert gap_after < 0.6 * gap_before  # the +I regularisation keeps it from closing fully
+
+
+def test_speaker_projection_removes_speaker_offsets_and_keeps_what_is_orthogonal_to_them() -> None:
+    rng = np.random.default_rng(0)
+    speakers = np.repeat(np.arange(4), 50)
+    offsets = np.zeros((4, 6))
+    offsets[:, :3] = rng.normal(scale=5.0, size=(4, 3))  # speakers differ in the first 3 channels only
+    emotion = rng.integers(0, 2, size=200)
+    vectors = offsets[speakers] + rng.normal(size=(200, 6))
+    vectors[:, 5] += 4.0 * emotion  # emotion lives in a channel no speaker moves
+    rows = np.arange(0, 200, 2)  # the speakers' statistics come from these rows only
+    projected = remove_speaker_subspace(vectors, speakers, rows)
+    means = np.stack([projected[rows][speakers[rows] == s].mean(0) for s in range(4)])
+    np.testing.assert_allclose(means - means.mean(0), 0.0, atol=1e-9)
+    assert LogisticRegression().fit(projected[rows], emotion[rows]).score(projected, emotion) > 0.9
 
 
 def test_baselines_never_learn_from_target_train_labels(cache_copy: Path) -> None:
