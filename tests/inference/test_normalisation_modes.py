@@ -18,6 +18,8 @@ from sed_uda.cli import main
 from sed_uda.inference.classify import classify_recordings
 from sed_uda.inference.model import NeedsSpeaker
 from sed_uda.inference.speakers import SpeakerUnknown
+from tests.conftest import REPO
+from tests.inference.conftest import fit_tiny
 from tests.inference.test_classify import assert_same_predictions, cache_probabilities, held_out_rows
 
 
@@ -127,3 +129,17 @@ def test_enrolment_needs_several_recordings_and_a_csv_must_name_every_file(
     (tmp_path / "speakers.csv").write_text(f"file,speaker\n{clips[0]},me\n")
     with pytest.raises(SpeakerUnknown, match="1 of 2 recordings are not listed"):
         classify_recordings(ckpt, clips, speaker_from=str(tmp_path / "speakers.csv"))
+
+
+def test_a_speaker_adversarial_model_needs_no_speaker_to_classify_one_clip(
+    tiny_cache: Path, tiny_corpus: Path, tmp_path: Path
+) -> None:
+    """Speakers are known in training only: the checkpoint (speaker classifier included) classifies
+    a clip alone, as `sed-uda test` scores the cache."""
+    adversary = f"--config={REPO / 'configs' / 'adaptation' / 'mcc_speaker_adv.yaml'}"
+    cli = fit_tiny(tiny_cache, tmp_path, adversary, "--data.normalization=global")
+    ckpt = Path(cli.trainer.default_root_dir) / "checkpoints" / "last.ckpt"
+    assert [type(a).__name__ for a in cli.model.adaptations] == ["MCC", "SpeakerAdversarial"]
+    rows, files = held_out_rows(cli), held_out_files(cli, tiny_corpus)
+    frame = classify_recordings(ckpt, files)
+    assert_same_predictions(frame, files, cache_probabilities(cli, sed_uda.load_model(ckpt).model, rows))
