@@ -23,6 +23,7 @@ import warnings
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 
 def available() -> bool:
@@ -82,8 +83,8 @@ def skada_predictions(
             stacklevel=2,
         )
     for name, estimator in estimators.items():
-        try:
-            with warnings.catch_warnings():
+        try:  # one BLAS thread, as `baselines.direction_baselines`: the same numbers from every command
+            with warnings.catch_warnings(), threadpool_limits(1, user_api="blas"):
                 warnings.simplefilter("ignore")
                 estimator.fit(x, y, sample_domain=domain)
                 out[name] = estimator.predict(

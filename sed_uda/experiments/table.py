@@ -281,12 +281,12 @@ def baseline_results(
     when it holds them, else computed and written there; None without the cache."""
     if not Path(cache_dir, "meta.json").is_file():
         return None
-    from sed_uda.experiments.baselines import BASELINES, direction_baselines
+    from sed_uda.experiments.baselines import COMPUTATION, direction_baselines
 
     key = json.dumps(
         [str(cache_dir), Path(cache_dir, "meta.json").read_text(), normalization, list(features)]
         + sorted(map(list, languages))
-        + [sorted(BASELINES)]
+        + [COMPUTATION]
     )
     stored = Path(runs) / BASELINES_FILE
     kept = json.loads(stored.read_text()) if stored.is_file() else {}

@@ -195,3 +195,23 @@ def test_variants_get_the_label_free_choice_and_the_oracle_choice_per_direction(
     assert rows["aad@w1"] == "0.810 ± 0.014" and rows["aad@w3"] == "0.610 ± 0.014"
     assert rows["aad [HP: target_im]"] == rows["aad@w3"]  # label-free: the higher IM
     assert rows["aad [HP: ORACLE]"] == rows["aad@w1"]
+
+
+def test_stored_baselines_are_reused_until_their_computation_changes(
+    tiny_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sed_uda.experiments import baselines, table
+
+    calls: list[str] = []
+
+    def counted(cache_dir, source, target, normalization, features):  # noqa: ANN001, ANN202
+        calls.append(f"{source}2{target}")
+        return [{"method": "logreg", "direction": f"{source}2{target}", "target_acc": 0.5, "target_f1": 0.5}]
+
+    monkeypatch.setattr(baselines, "direction_baselines", counted)
+    args = (tmp_path, str(tiny_cache), "speaker", ["mfcc"], {("en", "zh")})
+    assert table.baseline_results(*args) == table.baseline_results(*args)
+    assert calls == ["en2zh"]  # the second table read baselines.json
+    monkeypatch.setattr(baselines, "COMPUTATION", baselines.COMPUTATION + 1)
+    table.baseline_results(*args)
+    assert calls == ["en2zh", "en2zh"]
