@@ -15,8 +15,10 @@ from __future__ import annotations
 import importlib
 import math
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +73,10 @@ class _Submitit(Launcher):
     def executor(self, folder: Path):  # noqa: ANN201 - a submitit executor
         raise NotImplementedError
 
+    def submitting(self, folder: Path) -> AbstractContextManager:
+        """The context each job is submitted in (Local: its controller's output to a log)."""
+        return nullcontext()
+
     def launch(self, job: Callable[..., dict], items: Sequence[Any], folder: Path) -> Iterator[Outcome]:
         executor = self.executor(folder)
         waiting, running = list(items), []
@@ -79,7 +85,9 @@ class _Submitit(Launcher):
                 while waiting and (self.jobs is None or len(running) < self.jobs):
                     size = self.chunk_size(len(waiting))
                     chunk, waiting = waiting[:size], waiting[size:]
-                    running.append((chunk, executor.submit(run_chunk, job, chunk, self.threads())))
+                    with self.submitting(folder):
+                        submitted = executor.submit(run_chunk, job, chunk, self.threads())
+                    running.append((chunk, submitted))
                 finished = [(chunk, submitted) for chunk, submitted in running if submitted.done()]
                 for chunk, submitted in finished:
                     running.remove((chunk, submitted))
@@ -149,6 +157,32 @@ class Local(_Submitit):
         executor = submitit.LocalExecutor(folder=folder / "%j")
         executor.update_parameters(timeout_min=self.timeout_min)
         return executor
+
+    def submitting(self, folder: Path) -> AbstractContextManager:
+        return _output_to(folder / "controllers.log")
+
+
+@contextmanager
+def _output_to(log: Path) -> Iterator[None]:
+    """This process's stdout and stderr (file descriptors 1, 2) go to `log` while a local job starts,
+    so its controller process inherits them: a Ctrl-C, which reaches every process of the terminal's
+    group, makes each controller print a KeyboardInterrupt traceback, and those belong in the log,
+    not under the grid's one line. The runs' own output goes to their job logs as before."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        with open(log, "a") as file:
+            os.dup2(file.fileno(), 1)
+            os.dup2(file.fileno(), 2)
+            yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        for fd, copy in zip((1, 2), saved, strict=True):
+            os.dup2(copy, fd)
+            os.close(copy)
 
 
 class Slurm(_Submitit):

@@ -209,3 +209,59 @@ def test_grid_is_quiet_about_wandb_by_itself(tiny_cache: Path, tmp_path: Path) -
     assert list((tmp_path / "runs").rglob("offline-run-*")), "W&B did log the run"
     assert "wandb" not in (done.stdout + done.stderr).lower(), done.stdout + done.stderr
     assert "target acc" in done.stdout
+
+
+def test_ctrl_c_in_a_grid_with_jobs_says_one_line_and_keeps_finished_runs(
+    tiny_cache: Path, tmp_path: Path
+) -> None:
+    """Ctrl-C reaches every process of the terminal's group (the grid, the job controllers, the runs):
+    the user sees the grid's one line, no controller's traceback; the same command then finishes."""
+    import signal
+
+    configs = REPO / "configs"
+    grid = {
+        "name": "tiny",
+        "runs_dir": str(tmp_path / "runs"),
+        "cells": [
+            {
+                "adaptation": str(configs / "adaptation/source_only.yaml"),
+                "encoder": str(configs / "encoder/stats.yaml"),
+            }
+        ],
+        "directions": {d: str(configs / f"experiment/{d}.yaml") for d in ("en2zh", "zh2en")},
+        "seeds": [0, 1],
+        "overrides": [
+            *FAST,
+            f"--data.cache_dir={tiny_cache}",
+            "--trainer.max_epochs=1",
+            "--trainer.logger=false",
+        ],
+    }
+    (tmp_path / "grid.yaml").write_text(json.dumps(grid))
+    command = [sys.executable, "-m", "sed_uda.cli", "grid", "--config", "grid.yaml", "--jobs", "2"]
+    grid_process = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as a terminal starts it
+    )
+    deadline = time.monotonic() + 300
+    while not list((tmp_path / "runs").rglob("record.json")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    os.killpg(grid_process.pid, signal.SIGINT)  # one job per run: the next two are still starting
+    out, err = grid_process.communicate(timeout=120)
+    assert grid_process.returncode == 130, out + err
+    assert err.strip().splitlines() == [
+        "sed-uda grid: error: interrupted (Ctrl-C); finished work is kept: "
+        "run the same command again to continue"
+    ]
+    assert "Traceback" not in out
+    kept = len(list((tmp_path / "runs").rglob("record.json")))
+    assert 1 <= kept < 4
+    again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("done already, skipped") == kept
+    assert len(list((tmp_path / "runs").rglob("record.json"))) == 4
