@@ -34,6 +34,8 @@ EXPECTED = {
     "mixup",
     "speaker_adv",
     "mcc_speaker_adv",
+    "aad_speaker_adv",
+    "shot_im_speaker_adv",
 }
 
 
