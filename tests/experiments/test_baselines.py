@@ -50,3 +50,16 @@ def test_baselines_never_learn_from_target_train_labels(cache_copy: Path) -> Non
     names = [r["method"] for r in before]
     assert names[:2] == ["logreg", "logreg_coral"] and "logreg_tca" in names  # the rest: those that converge
     assert before == after
+
+
+def test_skada_rows_are_the_same_every_time() -> None:
+    """The tables call `logreg*` rows deterministic: subspace alignment's randomised PCA included."""
+    from sed_uda.experiments.skada_baselines import skada_predictions
+
+    rng = np.random.default_rng(0)
+    source, target, test = (rng.normal(size=(n, 300)) for n in (600, 600, 200))
+    labels = rng.integers(0, 5, size=600)
+    first, second = (skada_predictions(source, labels, target + 0.5, test + 0.5) for _ in range(2))
+    assert "logreg_sa" in first and first.keys() == second.keys()
+    for name in first:
+        np.testing.assert_array_equal(first[name], second[name], err_msg=name)
