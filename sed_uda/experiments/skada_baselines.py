@@ -20,11 +20,19 @@ numerically or fall far below on these vectors: they are left out.)
 from __future__ import annotations
 
 import warnings
+from contextlib import AbstractContextManager
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
+
+
+def routing() -> AbstractContextManager:
+    """scikit-learn's metadata routing on, in this thread, as skada's `sample_domain` needs."""
+    import sklearn
+
+    return sklearn.config_context(enable_metadata_routing=True)
 
 
 def available() -> bool:
@@ -86,8 +94,11 @@ def skada_predictions(
             stacklevel=2,
         )
     for name, estimator in estimators.items():
-        try:  # one BLAS thread, as `baselines.direction_baselines`: the same numbers from every command
-            with warnings.catch_warnings(), threadpool_limits(1, user_api="blas"):
+        # One BLAS thread, as `baselines.direction_baselines`: the same numbers from every command. skada
+        # switches scikit-learn's metadata routing on when imported, but that setting is per thread: on
+        # another thread (the demo computes baselines beside training) it must be switched on again.
+        try:
+            with warnings.catch_warnings(), threadpool_limits(1, user_api="blas"), routing():
                 warnings.simplefilter("ignore")
                 estimator.fit(x, y, sample_domain=domain)
                 out[name] = estimator.predict(
