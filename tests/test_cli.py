@@ -245,6 +245,28 @@ def test_ctrl_c_is_one_line_and_status_130(monkeypatch: pytest.MonkeyPatch, caps
     assert status == 130 and "interrupted (Ctrl-C)" in one_line(err, "prepare")
 
 
+def test_too_few_speaker_outputs_for_the_corpus_is_one_line_with_the_fix(
+    tiny_cache: Path, tmp_path: Path, capsys
+) -> None:
+    """A speaker-adversarial config sized for fewer speakers than the corpus has (the tiny corpus: 4)."""
+    config = yaml.safe_load((CONFIGS / "adaptation" / "speaker_adv.yaml").read_text())
+    config["model"]["adaptations"][0]["init_args"]["speakers"] = 2
+    (tmp_path / "two_speakers.yaml").write_text(yaml.safe_dump(config))
+    argv = [
+        "fit",
+        f"--config={CONFIGS / 'experiment' / 'en2zh.yaml'}",
+        f"--config={tmp_path / 'two_speakers.yaml'}",
+        f"--data.cache_dir={tiny_cache}",
+        f"--trainer.default_root_dir={tmp_path / 'run'}",
+        "--trainer.logger=false",
+    ]
+    status, _, err = sed_uda([*argv, *FAST], capsys)
+    assert status == 2
+    assert "classifier has 2 outputs; set the SpeakerAdversarial entry's init_args speakers" in one_line(
+        err, "fit"
+    )
+
+
 def test_ctrl_c_during_training_is_status_130(
     tiny_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:

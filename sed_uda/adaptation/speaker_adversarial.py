@@ -22,6 +22,7 @@ from torch import nn
 from sed_uda.adaptation.base import AdaptationInputs, AdaptationLoss, AdaptationOutput
 from sed_uda.adaptation.dann import grl_lambda
 from sed_uda.adaptation.grl import GradientReversalLayer
+from sed_uda.errors import BadArgument
 
 
 class SpeakerAdversarial(AdaptationLoss):
@@ -48,7 +49,7 @@ class SpeakerAdversarial(AdaptationLoss):
     ) -> None:
         super().__init__(weight)
         if speakers < 2:
-            raise ValueError(f"SpeakerAdversarial: speakers must be >= 2, got {speakers}")
+            raise BadArgument(f"SpeakerAdversarial: speakers must be >= 2, got {speakers}")
         self.speakers, self.lambda_max, self.gamma, self.hidden = speakers, lambda_max, gamma, hidden
         self.grl = GradientReversalLayer()
         self.classifier: nn.Module | None = None
@@ -62,16 +63,16 @@ class SpeakerAdversarial(AdaptationLoss):
 
     def forward(self, inputs: AdaptationInputs) -> AdaptationOutput:
         if inputs.source_speakers is None or inputs.target_speakers is None:
-            raise ValueError(
+            raise BadArgument(
                 "SpeakerAdversarial needs the speaker of every training row; the training batches have "
                 "no 'speaker' (CrossLingualDataModule serves it)"
             )
         speaker = torch.cat([inputs.source_speakers, inputs.target_speakers])
         if int(speaker.max()) >= self.speakers:
-            raise ValueError(
+            raise BadArgument(
                 f"SpeakerAdversarial: the data has at least {int(speaker.max()) + 1} speakers but the "
-                f"classifier has {self.speakers} outputs; set init_args speakers to the number of speakers "
-                "of both languages"
+                f"classifier has {self.speakers} outputs; set the SpeakerAdversarial entry's init_args "
+                "speakers in the adaptation config to the number of speakers of both languages"
             )
         self.grl.coeff = grl_lambda(inputs.progress, self.lambda_max, self.gamma)
         embedding = torch.cat([inputs.source_embedding, inputs.target_embedding]).float()

@@ -53,5 +53,5 @@ def test_refuses_batches_without_speakers_or_with_more_speakers_than_outputs() -
     method.bind(4, 5)
     with pytest.raises(ValueError, match="no 'speaker'"):
         method(from_tensors(torch.randn(4, 4), torch.randn(4, 4)))
-    with pytest.raises(ValueError, match="at least 4 speakers .* set init_args speakers"):
+    with pytest.raises(ValueError, match="at least 4 speakers .* in the adaptation config"):
         method(_inputs(torch.randn(4, 4), torch.randn(4, 4)))
