@@ -45,7 +45,8 @@ def available() -> bool:
 
 
 def _estimators(dim: int) -> dict[str, object]:
-    """The estimators, with at most `dim` subspace components."""
+    """The estimators, with at most `dim` subspace components (the fewest of a domain's dimensions and
+    rows: subspace alignment's PCA needs no more)."""
     import skada
 
     def logreg() -> LogisticRegression:
@@ -83,7 +84,7 @@ def skada_predictions(
     y = np.r_[source_labels, -np.ones(len(target), dtype=int)]  # -1: skada's "unlabelled"
     domain = np.r_[np.ones(len(source), dtype=int), -np.ones(len(target), dtype=int)]
     out = {}
-    estimators = _estimators(source.shape[1])
+    estimators = _estimators(min(source.shape[1], len(source), len(target)))
     worst = max(_condition(x[domain == side]) for side in (1, -1))
     if worst > MAX_CONDITION:
         del estimators["logreg_mlma"]
