@@ -39,9 +39,10 @@ BASELINES: dict[str, str] = {
 }
 
 
-COMPUTATION = 3
+COMPUTATION = 4
 """Version of how the baselines are computed (2: `logreg_nap` added, one BLAS thread; 3: subspace
-alignment's randomised PCA seeded): a stored `baselines.json` of another version is recomputed."""
+alignment's randomised PCA seeded; 4: its components capped by the rows, for small corpora): a stored
+`baselines.json` of another version is recomputed."""
 
 
 def coral_align(source: np.ndarray, target: np.ndarray) -> np.ndarray:
