@@ -28,7 +28,7 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 
-def routing() -> AbstractContextManager:
+def _routing() -> AbstractContextManager:
     """scikit-learn's metadata routing on, in this thread, as skada's `sample_domain` needs."""
     import sklearn
 
@@ -44,9 +44,9 @@ def available() -> bool:
     return True
 
 
-def _estimators(dim: int) -> dict[str, object]:
-    """The estimators, with at most `dim` subspace components (the fewest of a domain's dimensions and
-    rows: subspace alignment's PCA needs no more)."""
+def _estimators(most_components: int) -> dict[str, object]:
+    """The estimators; subspace alignment with at most `most_components` (its PCA can have no more than
+    a domain's dimensions or rows)."""
     import skada
 
     def logreg() -> LogisticRegression:
@@ -54,7 +54,7 @@ def _estimators(dim: int) -> dict[str, object]:
 
     return {
         "logreg_sa": skada.SubspaceAlignment(
-            base_estimator=logreg(), n_components=min(64, dim), random_state=0
+            base_estimator=logreg(), n_components=min(64, most_components), random_state=0
         ),
         "logreg_tca": skada.TransferComponentAnalysis(base_estimator=logreg(), n_components=64),
         "logreg_mlma": skada.MultiLinearMongeAlignment(base_estimator=logreg()),
@@ -99,7 +99,7 @@ def skada_predictions(
         # switches scikit-learn's metadata routing on when imported, but that setting is per thread: on
         # another thread (the demo computes baselines beside training) it must be switched on again.
         try:
-            with warnings.catch_warnings(), threadpool_limits(1, user_api="blas"), routing():
+            with warnings.catch_warnings(), threadpool_limits(1, user_api="blas"), _routing():
                 warnings.simplefilter("ignore")
                 estimator.fit(x, y, sample_domain=domain)
                 out[name] = estimator.predict(

@@ -180,8 +180,14 @@ def test_grid_help_names_files_that_exist(capsys, monkeypatch) -> None:
     assert all((REPO / path).is_file() for path in named), named
 
 
-def test_grid_is_quiet_about_wandb_by_itself(tiny_cache: Path, tmp_path: Path) -> None:
-    """`sed-uda grid` run directly, W&B offline (local files only) and no WANDB_SILENT set."""
+def _write_grid(
+    tmp_path: Path,
+    tiny_cache: Path,
+    *extra: str,
+    directions: tuple[str, ...] = ("en2zh",),
+    seeds: tuple[int, ...] = (0,),
+) -> None:
+    """`tmp_path/grid.yaml`: the source-only stats encoder on the tiny cache, runs in `tmp_path/runs`."""
     configs = REPO / "configs"
     grid = {
         "name": "tiny",
@@ -192,10 +198,16 @@ def test_grid_is_quiet_about_wandb_by_itself(tiny_cache: Path, tmp_path: Path) -
                 "encoder": str(configs / "encoder/stats.yaml"),
             }
         ],
-        "directions": {"en2zh": str(configs / "experiment/en2zh.yaml")},
-        "overrides": [*FAST, f"--data.cache_dir={tiny_cache}", "--trainer.max_epochs=1"],
+        "directions": {d: str(configs / f"experiment/{d}.yaml") for d in directions},
+        "seeds": list(seeds),
+        "overrides": [*FAST, f"--data.cache_dir={tiny_cache}", "--trainer.max_epochs=1", *extra],
     }
     (tmp_path / "grid.yaml").write_text(json.dumps(grid))
+
+
+def test_grid_is_quiet_about_wandb_by_itself(tiny_cache: Path, tmp_path: Path) -> None:
+    """`sed-uda grid` run directly, W&B offline (local files only) and no WANDB_SILENT set."""
+    _write_grid(tmp_path, tiny_cache)
     env = {k: v for k, v in os.environ.items() if k != "WANDB_SILENT"} | {"WANDB_MODE": "offline"}
     done = subprocess.run(
         [sys.executable, "-m", "sed_uda.cli", "grid", "--config", "grid.yaml"],
@@ -218,26 +230,7 @@ def test_ctrl_c_in_a_grid_with_jobs_says_one_line_and_keeps_finished_runs(
     the user sees the grid's one line, no controller's traceback; the same command then finishes."""
     import signal
 
-    configs = REPO / "configs"
-    grid = {
-        "name": "tiny",
-        "runs_dir": str(tmp_path / "runs"),
-        "cells": [
-            {
-                "adaptation": str(configs / "adaptation/source_only.yaml"),
-                "encoder": str(configs / "encoder/stats.yaml"),
-            }
-        ],
-        "directions": {d: str(configs / f"experiment/{d}.yaml") for d in ("en2zh", "zh2en")},
-        "seeds": [0, 1],
-        "overrides": [
-            *FAST,
-            f"--data.cache_dir={tiny_cache}",
-            "--trainer.max_epochs=1",
-            "--trainer.logger=false",
-        ],
-    }
-    (tmp_path / "grid.yaml").write_text(json.dumps(grid))
+    _write_grid(tmp_path, tiny_cache, "--trainer.logger=false", directions=("en2zh", "zh2en"), seeds=(0, 1))
     command = [sys.executable, "-m", "sed_uda.cli", "grid", "--config", "grid.yaml", "--jobs", "2"]
     grid_process = subprocess.Popen(
         command,
